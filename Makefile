@@ -1,0 +1,54 @@
+# Signoff — the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+SAM_VENV ?= .venv-sam
+PY := $(VENV)/bin/python
+PORT ?= 7777
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: ## install everything: Python 3.12 venv with the project and test dependencies, the SAM CLI venv
+	bash scripts/setup.sh
+
+test: ## run every check and test: lint, requirements sync, template checks, unit, integration, e2e
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) scripts/requirements.py --check
+	bash scripts/check-template.sh
+	$(PY) -m pytest -q
+
+lint: ## ruff lint and format check only
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: ## apply ruff's formatting and safe fixes
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+requirements: ## regenerate layers/signoff/requirements.txt from pyproject.toml
+	$(PY) scripts/requirements.py
+
+check-template: ## sam validate --lint, cfn-lint and a container-free sam build
+	bash scripts/check-template.sh
+
+build: ## sam build (no container; python3.12 from the project venv)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build
+
+dev: ## run the API locally on 127.0.0.1:$(PORT): embedded PostgreSQL + pgvector, stand-in model unless OPENAI_* is set
+	$(PY) -m signoff.local.devserver --port $(PORT)
+
+dev-reset: ## wipe the local dev database (paused runs included)
+	rm -rf .dev/pgdata
+
+invoke: ## call one function's handler in-process: make invoke FUNCTION=StartRunFunction EVENT=events/start_run.json
+	$(PY) -m signoff.local.invoke $(FUNCTION) $(EVENT)
+
+bench: ## print cold-start, warm-overhead, round-trip, memory and size figures
+	$(PY) scripts/bench.py
+
+clean: ## remove build output and caches
+	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,78 @@
+"""Reads runs and sessions: GET /agents/{agent_id}/runs[/{run_id}], /sessions[/{session_id}/runs]."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from signoff import http, service
+from signoff.observability import logger, metrics, tracer
+from signoff.runtime import dependencies
+
+app = APIGatewayHttpResolver()
+http.install_error_handlers(app, logger)
+
+
+def _query() -> dict[str, str]:
+    return app.current_event.query_string_parameters or {}
+
+
+@app.get("/agents/<agent_id>/runs/<run_id>")
+def get_run(agent_id: str, run_id: str) -> Response:
+    state = service.get_run(
+        dependencies(),
+        agent_id,
+        run_id,
+        session_id=_query().get("session_id"),
+        principal=http.principal(app.current_event.raw_event),
+    )
+    return http.json_response(http.run_object(state))
+
+
+@app.get("/agents/<agent_id>/runs")
+def list_runs(agent_id: str) -> Response:
+    query = _query()
+    runs = service.list_runs(
+        dependencies(),
+        agent_id,
+        session_id=query.get("session_id"),
+        user_id=query.get("user_id"),
+        status=http.run_status(query.get("status")),
+        principal=http.principal(app.current_event.raw_event),
+    )
+    return http.json_response([http.run_object(state) for state in runs])
+
+
+@app.get("/sessions")
+def list_sessions() -> Response:
+    query = _query()
+    page, limit = http.paging(query)
+    result = service.list_sessions(
+        dependencies(),
+        user_id=query.get("user_id"),
+        agent_id=query.get("component_id") or query.get("agent_id"),
+        page=page,
+        limit=limit,
+        principal=http.principal(app.current_event.raw_event),
+    )
+    return http.json_response(http.session_page(result, page, limit))
+
+
+@app.get("/sessions/<session_id>/runs")
+def session_runs(session_id: str) -> Response:
+    runs = service.session_runs(
+        dependencies(),
+        session_id,
+        user_id=_query().get("user_id"),
+        principal=http.principal(app.current_event.raw_event),
+    )
+    return http.json_response([http.run_object(state) for state in runs])
+
+
+@app.get("/openapi.json")
+def openapi() -> Response:
+    return http.json_response(http.openapi_document())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    return app.resolve(event, context)

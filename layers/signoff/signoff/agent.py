@@ -1,0 +1,92 @@
+"""Agents: a model, instructions and tools, declared once and looked up by id."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from signoff.errors import AgentNotFound
+from signoff.tools import Tool
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent that Signoff can run.
+
+    Attributes:
+        id: the id in the URL (``/agents/{id}/runs``).
+        name: a human-readable name, returned as ``agent_name``.
+        model: the OpenAI model id, e.g. ``gpt-4o-mini``.
+        instructions: lines of the system message.
+        tools: the tools the model may call.
+        markdown: ask the model to format its answers as markdown.
+        description: an optional first line of the system message.
+        history_runs: earlier completed runs of the session the model sees; ``None`` uses the
+            deployment's ``SIGNOFF_HISTORY_RUNS``.
+        max_turns: model turns one run may take; ``None`` uses ``SIGNOFF_MAX_TURNS``.
+        approval_ttl_seconds: how long a paused tool call waits for a decision before it expires.
+    """
+
+    id: str
+    name: str
+    model: str = "gpt-4o-mini"
+    instructions: Sequence[str] | str = ()
+    tools: Sequence[Tool] = ()
+    markdown: bool = False
+    description: str | None = None
+    history_runs: int | None = None
+    max_turns: int | None = None
+    approval_ttl_seconds: int = 24 * 3600
+    _tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {t.name: t for t in self.tools}
+        if len(by_name) != len(self.tools):
+            raise ValueError(f"agent {self.id}: two tools share a name")
+        object.__setattr__(self, "_tools_by_name", by_name)
+
+    def tool(self, name: str) -> Tool | None:
+        return self._tools_by_name.get(name)
+
+    @property
+    def system_message(self) -> str:
+        lines = [self.description] if self.description else []
+        instructions = [self.instructions] if isinstance(self.instructions, str) else list(self.instructions)
+        lines.extend(f"- {line}" for line in instructions)
+        if self.markdown:
+            lines.append("Use markdown to format your answers.")
+        return "\n".join(lines)
+
+    @property
+    def tool_schemas(self) -> list[dict]:
+        return [t.openai_schema() for t in self.tools]
+
+    @property
+    def version(self) -> str:
+        """A digest of what the model and the approvers see: instructions and tool schemas."""
+        payload = json.dumps([self.model, self.system_message, [t.schema_hash for t in self.tools]])
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+class AgentCatalog:
+    """The agents of one deployment, by id."""
+
+    def __init__(self, agents: Iterable[Agent]) -> None:
+        self._agents = {a.id: a for a in agents}
+
+    @classmethod
+    def from_module(cls, module_name: str) -> AgentCatalog:
+        """Load the ``AGENTS`` list of a module (the agents layer's ``catalog`` by default)."""
+        return cls(importlib.import_module(module_name).AGENTS)
+
+    def get(self, agent_id: str) -> Agent:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise AgentNotFound() from None
+
+    def __iter__(self):
+        return iter(self._agents.values())

@@ -1,0 +1,63 @@
+"""Settings: the one place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Runtime settings, read once per container from UPPER_CASE environment variables.
+
+    Attributes:
+        database_url: libpq URL of the PostgreSQL database (local dev and tests).
+        database_secret_arn: Secrets Manager secret holding the URL (AWS); used when
+            ``database_url`` is empty. The secret is a plain URL string or JSON with a ``url`` key
+            (or the RDS-style ``host``/``port``/``username``/``password``/``dbname`` keys).
+        openai_api_key: OpenAI API key (local dev); in AWS use ``openai_secret_arn``.
+        openai_secret_arn: Secrets Manager secret holding the OpenAI key.
+        openai_base_url: any OpenAI-compatible endpoint, e.g. the local stand-in.
+        agents_module: the module whose ``AGENTS`` list holds this deployment's agents.
+        history_runs: how many earlier completed runs of a session the model sees.
+        max_turns: model turns one run may take before it ends in ERROR.
+        lease_seconds: how long a RUNNING run is held by one invocation before it counts as dead.
+        deadline_margin_ms: time kept in reserve before the invocation's deadline; below it the
+            run is saved and handed off instead of starting another model call.
+        api_timeout_ms: API Gateway's integration timeout, the cap for HTTP invocations.
+        model_timeout_s: timeout of one model request.
+        model_max_retries: retries of a model request on 429, 5xx and timeouts.
+        max_body_bytes: largest request body accepted (413 beyond).
+        secrets_max_age_s: how long secrets fetched from Secrets Manager are cached.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    database_url: str = Field("", alias="SIGNOFF_DATABASE_URL")
+    database_secret_arn: str = Field("", alias="SIGNOFF_DATABASE_SECRET_ARN")
+    openai_api_key: str = Field("", alias="OPENAI_API_KEY")
+    openai_secret_arn: str = Field("", alias="SIGNOFF_OPENAI_SECRET_ARN")
+    openai_base_url: str = Field("", alias="OPENAI_BASE_URL")
+    agents_module: str = Field("catalog", alias="SIGNOFF_AGENTS_MODULE")
+    history_runs: int = Field(3, ge=0, le=100, alias="SIGNOFF_HISTORY_RUNS")
+    max_turns: int = Field(10, ge=1, le=100, alias="SIGNOFF_MAX_TURNS")
+    lease_seconds: int = Field(120, ge=5, alias="SIGNOFF_LEASE_SECONDS")
+    deadline_margin_ms: int = Field(5000, ge=0, alias="SIGNOFF_DEADLINE_MARGIN_MS")
+    api_timeout_ms: int = Field(29000, ge=1000, alias="SIGNOFF_API_TIMEOUT_MS")
+    model_timeout_s: float = Field(20.0, gt=0, alias="SIGNOFF_MODEL_TIMEOUT_S")
+    model_max_retries: int = Field(3, ge=0, le=10, alias="SIGNOFF_MODEL_MAX_RETRIES")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, alias="SIGNOFF_MAX_BODY_BYTES")
+    secrets_max_age_s: int = Field(300, ge=0, alias="SIGNOFF_SECRETS_MAX_AGE_S")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        names = {field.alias for field in cls.model_fields.values() if field.alias}
+        return cls.model_validate({name: env[name] for name in names if name in env})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this container, read on first use."""
+    return Settings.from_env()

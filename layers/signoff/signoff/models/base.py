@@ -1,0 +1,62 @@
+"""The narrow interface between the run loop and a language model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from signoff.errors import SignoffError
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """A tool call as the model proposed it; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    content: str | None
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ModelFailure(SignoffError):
+    """The model could not produce an answer after the retries the deadline allowed."""
+
+    status_code = 502
+
+
+class Deadline:
+    """The time an invocation has left, from the Lambda context and the API Gateway cap."""
+
+    def __init__(self, remaining_ms: Callable[[], int], margin_ms: int) -> None:
+        self._remaining_ms = remaining_ms
+        self.margin_ms = margin_ms
+
+    @classmethod
+    def unlimited(cls) -> Deadline:
+        return cls(lambda: 10**9, 0)
+
+    def remaining_ms(self) -> int:
+        return self._remaining_ms()
+
+    def allows(self, needed_ms: int = 0) -> bool:
+        """Whether there is time for ``needed_ms`` more work and still the safety margin."""
+        return self._remaining_ms() - needed_ms > self.margin_ms
+
+
+class Model(Protocol):
+    """A chat model with tool calling. Only ``models/openai_chat.py`` talks to a provider."""
+
+    id: str
+    provider: str
+
+    def request(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: Deadline
+    ) -> ModelResponse: ...

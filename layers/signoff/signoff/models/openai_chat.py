@@ -1,0 +1,124 @@
+"""OpenAI Chat Completions: the only module that imports ``openai`` (lazily)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest
+
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 8.0
+
+
+class MalformedToolCall(Exception):
+    """The model sent tool-call arguments that are not a JSON object."""
+
+
+class OpenAIChat:
+    """A Chat Completions model with tool calling, timeouts and retries within the deadline.
+
+    Args:
+        id: the model id, e.g. ``gpt-4o-mini``.
+        api_key: the API key (a placeholder is fine for a local OpenAI-compatible server).
+        base_url: an OpenAI-compatible endpoint; ``None`` for OpenAI itself.
+        timeout_s: the timeout of one request (shortened to fit the deadline).
+        max_retries: retries on 429, 5xx, timeouts, connection errors and malformed tool calls.
+    """
+
+    provider = "OpenAI"
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_s: float = 20.0,
+        max_retries: int = 3,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.id = id
+        self._api_key = api_key
+        self._base_url = base_url or None
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._client: Any = None
+
+    def _openai(self) -> Any:
+        if self._client is None:
+            import openai  # deferred: about 0.8 s, paid only by invocations that call the model
+
+            self._client = openai.OpenAI(
+                api_key=self._api_key or "missing-key",
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=self._timeout_s,
+            )
+        return self._client
+
+    def request(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: Deadline
+    ) -> ModelResponse:
+        import openai
+
+        client = self._openai()
+        attempt = 0
+        while True:
+            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
+            try:
+                kwargs: dict[str, Any] = {"model": self.id, "messages": messages, "timeout": timeout}
+                if tools:
+                    kwargs["tools"] = tools
+                completion = client.chat.completions.create(**kwargs)
+                return _parse(completion)
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code == 429 or exc.status_code >= 500
+                reason = f"model request failed: HTTP {exc.status_code}: {_error_message(exc)}"
+            except openai.APITimeoutError:
+                retryable, reason = True, f"model request timed out after {timeout:.0f}s"
+            except openai.APIConnectionError as exc:
+                retryable, reason = True, f"could not reach the model: {type(exc).__name__}"
+            except MalformedToolCall as exc:
+                retryable, reason = True, f"model sent malformed tool call arguments: {exc}"
+            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
+                raise ModelFailure(reason)
+            attempt += 1
+            self._sleep(delay)
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+    return str(getattr(exc, "message", "") or type(exc).__name__)[:300]
+
+
+def _parse(completion: Any) -> ModelResponse:
+    message = completion.choices[0].message
+    calls: list[ToolCallRequest] = []
+    for call in message.tool_calls or []:
+        function = getattr(call, "function", None)
+        if function is None:
+            continue
+        arguments = function.arguments or "{}"
+        try:
+            parsed = json.loads(arguments)
+        except json.JSONDecodeError:
+            raise MalformedToolCall(f"{function.name}: {arguments[:100]!r}") from None
+        if not isinstance(parsed, dict):
+            raise MalformedToolCall(f"{function.name}: arguments are not an object")
+        calls.append(ToolCallRequest(id=call.id, name=function.name, arguments=arguments))
+    usage = completion.usage
+    return ModelResponse(
+        content=message.content,
+        tool_calls=calls,
+        input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+    )

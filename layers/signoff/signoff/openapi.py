@@ -1,0 +1,158 @@
+"""The OpenAPI 3.1 description of the runs API, served at /openapi.json."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from signoff.state import PUBLIC_TOOL_KEYS
+
+_FORM = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
+
+
+def _form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"required": True, "content": {media: {"schema": schema} for media in _FORM}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): {"$ref": f"#/components/responses/E{code}"} for code in codes}
+
+
+def _run_ok() -> dict[str, Any]:
+    return {
+        "description": "The run (or a text/event-stream of run events when stream=true)",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Run"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    }
+
+
+def _param(name: str, where: str = "path", required: bool = True, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": {"type": "string", **schema}}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    flag = {"type": "boolean", "default": False}
+    agent, run = _param("agent_id"), _param("run_id")
+    session_q = _param("session_id", "query", required=False)
+    run_list = {
+        "description": "Runs",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}
+        },
+    }
+    tool_props = {key: {} for key in PUBLIC_TOOL_KEYS}
+    detail = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Signoff runs API",
+            "version": "1.0.0",
+            "description": "Agno AgentOS-compatible agent runs with human sign-off.",
+        },
+        "paths": {
+            "/agents/{agent_id}/runs": {
+                "post": {
+                    "summary": "Start a run",
+                    "parameters": [agent],
+                    "requestBody": _form(
+                        {
+                            "message": {"type": "string", "minLength": 1},
+                            "session_id": {"type": "string"},
+                            "user_id": {"type": "string"},
+                            "stream": flag,
+                            "background": flag,
+                        },
+                        ["message"],
+                    ),
+                    "responses": {"200": _run_ok(), **_errors(404, 413, 422)},
+                },
+                "get": {
+                    "summary": "List runs",
+                    "parameters": [agent, session_q, _param("status", "query", required=False)],
+                    "responses": {"200": run_list, **_errors(404, 422)},
+                },
+            },
+            "/agents/{agent_id}/runs/{run_id}": {
+                "get": {
+                    "summary": "Read a run",
+                    "parameters": [agent, run, session_q],
+                    "responses": {"200": _run_ok(), **_errors(404)},
+                },
+            },
+            "/agents/{agent_id}/runs/{run_id}/continue": {
+                "post": {
+                    "summary": "Continue a paused run with tool decisions",
+                    "parameters": [agent, run],
+                    "requestBody": _form(
+                        {
+                            "tools": {"type": "string", "description": "JSON array of tool decisions"},
+                            "session_id": {"type": "string"},
+                            "user_id": {"type": "string"},
+                            "stream": flag,
+                            "background": flag,
+                        },
+                        ["session_id"],
+                    ),
+                    "responses": {"200": _run_ok(), **_errors(400, 404, 409, 413, 422)},
+                },
+            },
+            "/agents/{agent_id}/runs/{run_id}/cancel": {
+                "post": {
+                    "summary": "Cancel a paused or pending run",
+                    "parameters": [agent, run],
+                    "responses": {"200": _run_ok(), **_errors(404, 409)},
+                },
+            },
+            "/sessions": {
+                "get": {
+                    "summary": "List sessions",
+                    "parameters": [
+                        _param("user_id", "query", required=False),
+                        _param("page", "query", required=False),
+                        _param("limit", "query", required=False),
+                    ],
+                    "responses": {"200": {"description": "A page of sessions"}, **_errors(422)},
+                },
+            },
+            "/sessions/{session_id}/runs": {
+                "get": {
+                    "summary": "Runs of a session",
+                    "parameters": [_param("session_id")],
+                    "responses": {"200": run_list, **_errors(404)},
+                },
+            },
+        },
+        "components": {
+            "schemas": {
+                "Tool": {"type": "object", "properties": tool_props, "required": list(PUBLIC_TOOL_KEYS)},
+                "Run": {
+                    "type": "object",
+                    "properties": {
+                        "run_id": {"type": "string"},
+                        "agent_id": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "content": {},
+                        "status": {
+                            "enum": ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "ERROR", "CANCELLED"]
+                        },
+                        "tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},
+                        "requirements": {"type": "array"},
+                    },
+                },
+            },
+            "responses": {
+                f"E{code}": {"description": text, "content": {"application/json": {"schema": detail}}}
+                for code, text in (
+                    (400, "Bad request"),
+                    (404, "Not found"),
+                    (409, "Conflict"),
+                    (413, "Body too large"),
+                    (422, "Validation error"),
+                )
+            },
+        },
+    }

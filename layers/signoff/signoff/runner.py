@@ -1,0 +1,226 @@
+"""The run loop: model turn → tool calls → pause, complete or go round again. No SQL, no HTTP."""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from signoff.agent import Agent
+from signoff.models.base import Deadline, Model, ModelFailure, ModelResponse
+from signoff.state import PAUSE_CONTENT, RunState, ToolCall, args_digest, now_epoch
+from signoff.tools import Tool, ToolArgumentsInvalid
+
+Checkpoint = Callable[[RunState], None]
+Emit = Callable[..., None]
+
+
+class Step(enum.Enum):
+    """How an invocation's share of a run ended."""
+
+    COMPLETED = "completed"
+    PAUSED = "paused"
+    HANDED_OFF = "handed_off"  # out of time: saved RUNNING, to be resumed by another invocation
+    FAILED = "failed"
+
+
+@dataclass
+class RunContext:
+    """What one pass of the loop needs besides the state.
+
+    Attributes:
+        agent: the agent definition (tools, instructions).
+        model: the model client.
+        history: earlier runs' messages of the session, oldest first.
+        deadline: the invocation's remaining time.
+        max_turns: model turns allowed in the run.
+        checkpoint: saves the state; called before a tool executes and before each model call
+            that follows tool results, so a crash loses no result and is visible.
+        emit: receives stream events (``emit("ToolCallStarted", tool=...)``).
+    """
+
+    agent: Agent
+    model: Model
+    history: list[dict[str, Any]]
+    deadline: Deadline
+    max_turns: int
+    checkpoint: Checkpoint
+    emit: Emit
+
+
+def advance(state: RunState, ctx: RunContext) -> Step:
+    """Run until the run completes, pauses for a human, fails, or runs out of time."""
+    while True:
+        open_calls = state.open_turn()
+        if open_calls:
+            _execute_ready(state, open_calls, ctx)
+            pending = [c for c in open_calls if c.pending]
+            if pending:
+                return _pause(state, pending, ctx)
+            _answer_turn(state, open_calls)
+            stop = [c for c in open_calls if c.stop_after_tool_call]
+            if stop:
+                state.content = "\n".join(c.result or "" for c in stop)
+                return _complete(state, ctx)
+            ctx.checkpoint(state)
+        if _turns_taken(state) >= ctx.max_turns:
+            return _fail(state, f"the run reached its limit of {ctx.max_turns} model turns", ctx)
+        if not ctx.deadline.allows():
+            state.status = "RUNNING"
+            return Step.HANDED_OFF
+        try:
+            response = _call_model(state, ctx)
+        except ModelFailure as exc:
+            return _fail(state, str(exc.detail), ctx)
+        _record_turn(state, response, ctx)
+        if not response.tool_calls:
+            state.content = response.content or ""
+            if state.content:
+                ctx.emit("RunContent", content=state.content, content_type="str")
+            return _complete(state, ctx)
+
+
+def _turns_taken(state: RunState) -> int:
+    return sum(1 for m in state.messages if m.get("role") == "assistant")
+
+
+def _call_model(state: RunState, ctx: RunContext) -> ModelResponse:
+    messages: list[dict[str, Any]] = []
+    if ctx.agent.system_message:
+        messages.append({"role": "system", "content": ctx.agent.system_message})
+    messages.extend(ctx.history)
+    messages.extend(state.messages)
+    ctx.emit("ModelRequestStarted", model=ctx.model.id, model_provider=ctx.model.provider)
+    started = time.perf_counter()
+    response = ctx.model.request(messages, ctx.agent.tool_schemas, ctx.deadline)
+    state.metrics.add_usage(response.input_tokens, response.output_tokens)
+    ctx.emit(
+        "ModelRequestCompleted",
+        model=ctx.model.id,
+        model_provider=ctx.model.provider,
+        input_tokens=response.input_tokens,
+        output_tokens=response.output_tokens,
+        time_to_first_token=round(time.perf_counter() - started, 4),
+    )
+    return response
+
+
+def _record_turn(state: RunState, response: ModelResponse, ctx: RunContext) -> None:
+    message: dict[str, Any] = {"role": "assistant", "content": response.content}
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ]
+    state.messages.append(message)
+    for request in response.tool_calls:
+        state.tools.append(_new_call(ctx.agent, request.id, request.name, json.loads(request.arguments)))
+
+
+def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -> ToolCall:
+    tool = agent.tool(name)
+    call = ToolCall(tool_call_id=call_id, tool_name=name, tool_args=raw_args)
+    call.args_digest = args_digest(name, raw_args)
+    if tool is None:
+        call.state, call.tool_call_error = "failed", True
+        call.result = call.model_message = f"Error: there is no tool named {name!r}"
+        return call
+    call.schema_hash = tool.schema_hash
+    call.stop_after_tool_call = tool.stop_after_tool_call or None
+    try:
+        tool.validate_arguments(raw_args)
+    except ToolArgumentsInvalid as exc:
+        # Goes back to the model as a tool error; a human is never asked to approve a call
+        # that could not run anyway.
+        call.state, call.tool_call_error = "failed", True
+        call.result = call.model_message = f"Error: {exc}"
+        return call
+    call.requirement = tool.requirement
+    if tool.requirement is None:
+        call.state = "approved"
+        return call
+    call.state = "awaiting_decision"
+    if tool.requirement == "confirmation":
+        call.requires_confirmation = True
+    elif tool.requirement == "user_input":
+        call.requires_user_input = True
+        call.requires_confirmation = tool.requires_confirmation or None
+        call.user_input_schema = [
+            {
+                "name": f.name,
+                "field_type": f.field_type,
+                "description": f.description,
+                "value": raw_args.get(f.name),
+            }
+            for f in tool.user_input_fields
+        ]
+    else:
+        call.external_execution_required = True
+    return call
+
+
+def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> None:
+    fresh = [c for c in calls if c.state == "approved"]
+    if fresh:
+        # Record that these are about to run before they do: a crash mid-tool then shows as
+        # `executing` and is never silently re-run.
+        for call in fresh:
+            call.state = "executing"
+        ctx.checkpoint(state)
+    for call in calls:
+        if call.state == "executing":
+            tool = ctx.agent.tool(call.tool_name)
+            if tool is None:  # removed from the agent since the pause
+                call.state, call.tool_call_error = "failed", True
+                call.result = call.model_message = f"Error: the tool {call.tool_name!r} no longer exists"
+                continue
+            _execute(call, tool, ctx)
+
+
+def _execute(call: ToolCall, tool: Tool, ctx: RunContext) -> None:
+    ctx.emit("ToolCallStarted", tool=call.public())
+    started = time.perf_counter()
+    try:
+        call.result = tool.execute(call.tool_args)
+        call.state, call.tool_call_error = "succeeded", False
+    except ToolArgumentsInvalid as exc:
+        call.state, call.tool_call_error, call.result = "failed", True, f"Error: {exc}"
+    except Exception as exc:  # a tool's own failure is the model's to handle, not a crash
+        call.state, call.tool_call_error = "failed", True
+        call.result = f"Error: {type(exc).__name__}: {exc}"
+    call.metrics = {"duration": round(time.perf_counter() - started, 6)}
+    call.model_message = call.result
+    ctx.emit("ToolCallError" if call.tool_call_error else "ToolCallCompleted", tool=call.public())
+
+
+def _answer_turn(state: RunState, calls: list[ToolCall]) -> None:
+    for call in calls:
+        content = call.model_message if call.model_message is not None else (call.result or "")
+        state.messages.append({"role": "tool", "tool_call_id": call.tool_call_id, "content": content})
+
+
+def _pause(state: RunState, pending: list[ToolCall], ctx: RunContext) -> Step:
+    state.status = "PAUSED"
+    last = next((m for m in reversed(state.messages) if m.get("role") == "assistant"), {})
+    state.content = last.get("content") or PAUSE_CONTENT[pending[0].requirement or "confirmation"]
+    ctx.emit("RunPaused", content=state.content)
+    return Step.PAUSED
+
+
+def _complete(state: RunState, ctx: RunContext) -> Step:
+    state.status = "COMPLETED"
+    state.error = None
+    ctx.emit("RunCompleted", content=state.content, content_type="str")
+    return Step.COMPLETED
+
+
+def _fail(state: RunState, reason: str, ctx: RunContext) -> Step:
+    state.status = "ERROR"
+    state.error = reason
+    state.content = reason
+    state.updated_at = now_epoch()
+    ctx.emit("RunError", content=reason)
+    return Step.FAILED

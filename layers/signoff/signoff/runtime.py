@@ -1,0 +1,107 @@
+"""Composition root for Lambda handlers: the cached, per-container dependencies.
+
+Handlers call these getters; services receive what they return as arguments. Everything is built
+lazily on first use, so a handler that never calls the model never imports ``openai``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from signoff.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from signoff.agent import AgentCatalog
+    from signoff.service import Dependencies
+    from signoff.store.postgres import PostgresRunStore
+
+
+def _secret(arn: str, settings: Settings) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=settings.secrets_max_age_s)
+    return value if isinstance(value, str) else value.decode()
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The database URL: ``SIGNOFF_DATABASE_URL``, else the Secrets Manager secret.
+
+    The secret may be a plain URL, JSON with a ``url`` key, or the JSON that RDS writes
+    (``host``, ``port``, ``username``, ``password``, ``dbname``).
+    """
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if not settings.database_secret_arn:
+        raise RuntimeError("set SIGNOFF_DATABASE_URL or SIGNOFF_DATABASE_SECRET_ARN")
+    raw = _secret(settings.database_secret_arn, settings).strip()
+    if not raw.startswith("{"):
+        return raw
+    data = json.loads(raw)
+    if "url" in data:
+        return str(data["url"])
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(
+        host=data["host"],
+        port=data.get("port", 5432),
+        user=data["username"],
+        password=data["password"],
+        dbname=data.get("dbname", "postgres"),
+        sslmode=data.get("sslmode", "require"),
+    )
+
+
+def openai_api_key(settings: Settings | None = None) -> str:
+    """The OpenAI key: ``OPENAI_API_KEY``, else the Secrets Manager secret, else empty."""
+    settings = settings or get_settings()
+    if settings.openai_api_key:
+        return settings.openai_api_key
+    if settings.openai_secret_arn:
+        return _secret(settings.openai_secret_arn, settings).strip()
+    return ""
+
+
+@lru_cache(maxsize=1)
+def get_store() -> PostgresRunStore:
+    """One store (one connection, opened lazily) per warm container."""
+    from signoff.store.postgres import PostgresRunStore
+
+    return PostgresRunStore(database_url)
+
+
+@lru_cache(maxsize=1)
+def get_catalog() -> AgentCatalog:
+    """This deployment's agents, from the module named by ``SIGNOFF_AGENTS_MODULE``."""
+    from signoff.agent import AgentCatalog
+
+    return AgentCatalog.from_module(get_settings().agents_module)
+
+
+@lru_cache(maxsize=8)
+def _model(model_id: str):
+    from signoff.models.openai_chat import OpenAIChat
+
+    settings = get_settings()
+    return OpenAIChat(
+        model_id,
+        api_key=openai_api_key(settings),
+        base_url=settings.openai_base_url or None,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+    )
+
+
+@lru_cache(maxsize=1)
+def dependencies() -> Dependencies:
+    """Everything the services need, built once per warm container."""
+    from signoff.service import Dependencies
+
+    return Dependencies(
+        store=get_store(),
+        catalog=get_catalog(),
+        model_for=lambda agent: _model(agent.model),
+        settings=get_settings(),
+    )

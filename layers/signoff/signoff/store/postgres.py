@@ -1,0 +1,286 @@
+"""PostgreSQL run store (psycopg 3): one statement per load, one per save."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from signoff.errors import LeaseLost, NotFound, StoreUnavailable
+from signoff.state import RunState
+from signoff.store.base import LoadedRun, RunEvent, SessionPage
+
+T = TypeVar("T")
+
+_CREATE_RUN = """
+WITH sess AS (
+    INSERT INTO sessions AS s (session_id, agent_id, user_id)
+    VALUES (%(session_id)s, %(agent_id)s, %(user_id)s)
+    ON CONFLICT (session_id) DO UPDATE SET updated_at = now()
+    WHERE s.agent_id = EXCLUDED.agent_id AND s.user_id IS NOT DISTINCT FROM EXCLUDED.user_id
+    RETURNING session_id
+), run AS (
+    INSERT INTO runs (run_id, session_id, agent_id, user_id, status, version, lease_until, state)
+    SELECT %(run_id)s, sess.session_id, %(agent_id)s, %(user_id)s, %(status)s, %(version)s,
+           now() + make_interval(secs => %(lease)s), %(state)s
+    FROM sess
+    RETURNING run_id
+), ev AS (
+    INSERT INTO run_events (run_id, kind, actor, channel, detail)
+    SELECT run.run_id, 'created', %(user_id)s, 'api', '{}'::jsonb FROM run
+)
+SELECT (SELECT count(*) FROM run) AS created,
+       (SELECT coalesce(jsonb_agg(h.messages ORDER BY h.created_at), '[]'::jsonb) FROM (
+            SELECT state->'messages' AS messages, created_at FROM runs
+            WHERE session_id = %(session_id)s AND status = 'COMPLETED'
+            ORDER BY created_at DESC LIMIT %(history)s) h) AS history
+"""
+
+_SAVE = """
+WITH updated AS (
+    UPDATE runs SET status = %(status)s, version = version + 1, state = %(state)s, updated_at = now(),
+        lease_until = CASE WHEN %(status)s = 'RUNNING' THEN now() + make_interval(secs => %(lease)s) END
+    WHERE run_id = %(run_id)s AND version = %(version)s
+    RETURNING run_id
+), calls AS (
+    INSERT INTO tool_calls AS t (run_id, tool_call_id, tool_name, args, args_digest, requirement, state,
+        decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at)
+    SELECT updated.run_id, c.tool_call_id, c.tool_name, c.args, c.args_digest, c.requirement, c.state,
+        c.decided_by, to_timestamp(c.decided_at), c.decision_channel, c.decision_digest, c.note, c.result,
+        CASE WHEN c.state = 'awaiting_decision' THEN now() + make_interval(secs => %(ttl)s) END
+    FROM updated, jsonb_to_recordset(%(calls)s) AS c(
+        tool_call_id text, tool_name text, args jsonb, args_digest text, requirement text, state text,
+        decided_by text, decided_at bigint, decision_channel text, decision_digest text, note text,
+        result text)
+    ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
+        args = EXCLUDED.args, args_digest = EXCLUDED.args_digest, state = EXCLUDED.state,
+        decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
+        decision_channel = EXCLUDED.decision_channel, decision_digest = EXCLUDED.decision_digest,
+        note = EXCLUDED.note, result = EXCLUDED.result,
+        expires_at = CASE WHEN EXCLUDED.state = 'awaiting_decision' THEN t.expires_at END,
+        updated_at = now()
+    WHERE (t.state, t.result, t.decided_at, t.args_digest)
+        IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest)
+), ev AS (
+    INSERT INTO run_events (run_id, kind, actor, channel, detail)
+    SELECT updated.run_id, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)
+    FROM updated, jsonb_to_recordset(%(events)s) AS e(kind text, actor text, channel text, detail jsonb)
+)
+SELECT count(*) AS saved FROM updated
+"""
+
+_LOAD = """
+SELECT r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
+       CASE WHEN %(history)s > 0 THEN (
+            SELECT coalesce(jsonb_agg(h.messages ORDER BY h.created_at), '[]'::jsonb) FROM (
+                SELECT state->'messages' AS messages, created_at FROM runs
+                WHERE session_id = r.session_id AND status = 'COMPLETED' AND run_id <> r.run_id
+                  AND created_at < r.created_at
+                ORDER BY created_at DESC LIMIT %(history)s) h)
+       ELSE '[]'::jsonb END AS history
+FROM runs r WHERE r.run_id = %(run_id)s
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _state_of(row: dict[str, Any]) -> RunState:
+    state = RunState.model_validate(row["state"])
+    state.status = row["status"]
+    state.version = row["version"]
+    return state
+
+
+def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [message for run_messages in history for message in (run_messages or [])]
+
+
+class PostgresRunStore:
+    """A :class:`~signoff.store.base.RunStore` on PostgreSQL.
+
+    Holds one connection per container, opened on first use and re-opened once when it turns
+    out to be dead (e.g. closed by the server while the Lambda container was frozen). Works
+    behind RDS Proxy and PgBouncer: no server-side prepared statements.
+
+    Args:
+        conninfo: a libpq URL, or a function returning one (read lazily, e.g. from a secret).
+    """
+
+    def __init__(self, conninfo: str | Callable[[], str]) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self.round_trips = 0
+
+    def _connect(self) -> psycopg.Connection:
+        conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
+        try:
+            return psycopg.connect(
+                conninfo, autocommit=True, prepare_threshold=None, row_factory=dict_row, connect_timeout=5
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable() from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _execute(self, work: Callable[[psycopg.Connection], T], *, retry_safe: bool = True) -> T:
+        """Run ``work`` on the connection; re-open a dead connection once.
+
+        A statement that failed because the connection was dead never reached the server's
+        commit, except when the connection died after sending; ``retry_safe`` says the work is
+        harmless to repeat (reads, and writes conditional on a version they bump).
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                try:
+                    self.round_trips += 1
+                    return work(self._conn)
+                except psycopg.OperationalError as exc:
+                    broken = self._conn.closed or self._conn.broken
+                    if broken:
+                        self._conn.close()
+                        self._conn = None
+                    if not broken or attempt == 2 or not retry_safe:
+                        raise StoreUnavailable() from exc
+            raise AssertionError("unreachable")
+
+    def create_run(self, state: RunState, *, lease_seconds: int, history_runs: int) -> list[dict[str, Any]]:
+        params = {
+            "session_id": state.session_id,
+            "agent_id": state.agent_id,
+            "user_id": state.user_id,
+            "run_id": state.run_id,
+            "status": state.status,
+            "version": state.version,
+            "lease": lease_seconds,
+            "state": Jsonb(state.model_dump(mode="json"), dumps=_dumps),
+            "history": history_runs,
+        }
+        row = self._execute(lambda conn: conn.execute(_CREATE_RUN, params).fetchone())
+        if not row or not row["created"]:
+            raise NotFound(f"No session found for session ID {state.session_id}")
+        return _flatten(row["history"])
+
+    def load(self, run_id: str, *, history_runs: int = 0) -> LoadedRun | None:
+        params = {"run_id": run_id, "history": history_runs}
+        row = self._execute(lambda conn: conn.execute(_LOAD, params).fetchone())
+        if row is None:
+            return None
+        return LoadedRun(_state_of(row), bool(row["lease_live"]), _flatten(row["history"]))
+
+    def save(
+        self,
+        state: RunState,
+        *,
+        lease_seconds: int,
+        events: list[RunEvent] = (),  # type: ignore[assignment]
+        approval_ttl_seconds: int = 86400,
+    ) -> None:
+        write_id = uuid.uuid4().hex
+        document = state.model_dump(mode="json")
+        document["write_id"] = write_id
+        calls = [
+            {
+                "tool_call_id": t.tool_call_id,
+                "tool_name": t.tool_name,
+                "args": t.tool_args,
+                "args_digest": t.args_digest,
+                "requirement": t.requirement,
+                "state": t.state,
+                "decided_by": t.decided_by,
+                "decided_at": t.decided_at,
+                "decision_channel": t.decision_channel,
+                "decision_digest": t.decision_digest,
+                "note": t.confirmation_note,
+                "result": t.result,
+            }
+            for t in state.tools
+        ]
+        params = {
+            "run_id": state.run_id,
+            "version": state.version,
+            "status": state.status,
+            "lease": lease_seconds,
+            "ttl": approval_ttl_seconds,
+            "state": Jsonb(document, dumps=_dumps),
+            "calls": Jsonb(calls, dumps=_dumps),
+            "events": Jsonb([e.__dict__ for e in events], dumps=_dumps),
+        }
+
+        def write(conn: psycopg.Connection) -> bool:
+            row = conn.execute(_SAVE, params).fetchone()
+            if row and row["saved"]:
+                return True
+            # Zero rows: either someone else wrote, or this very write committed before the
+            # connection died and is now being retried. The write id tells them apart.
+            mine = conn.execute(
+                "SELECT state->>'write_id' = %s AS mine FROM runs WHERE run_id = %s", (write_id, state.run_id)
+            ).fetchone()
+            return bool(mine and mine["mine"])
+
+        if not self._execute(write):
+            raise LeaseLost(state.run_id)
+        state.version += 1
+
+    def list_runs(
+        self, *, agent_id: str | None, session_id: str | None, user_id: str | None, status: str | None
+    ) -> list[RunState]:
+        query = (
+            "SELECT status, version, state FROM runs"
+            " WHERE (%(agent_id)s::text IS NULL OR agent_id = %(agent_id)s)"
+            " AND (%(session_id)s::text IS NULL OR session_id = %(session_id)s)"
+            " AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " ORDER BY created_at, run_id LIMIT 1000"
+        )
+        params = {"agent_id": agent_id, "session_id": session_id, "user_id": user_id, "status": status}
+        rows = self._execute(lambda conn: conn.execute(query, params).fetchall())
+        return [_state_of(row) for row in rows]
+
+    def list_sessions(
+        self, *, user_id: str | None, agent_id: str | None, page: int, limit: int
+    ) -> SessionPage:
+        query = """
+            SELECT s.session_id, s.agent_id, s.user_id,
+                   extract(epoch FROM s.created_at)::bigint AS created_at,
+                   extract(epoch FROM s.updated_at)::bigint AS updated_at,
+                   (SELECT r.state->>'input_content' FROM runs r WHERE r.session_id = s.session_id
+                    ORDER BY r.created_at LIMIT 1) AS session_name,
+                   count(*) OVER () AS total
+            FROM sessions s
+            WHERE (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s)
+              AND (%(agent_id)s::text IS NULL OR s.agent_id = %(agent_id)s)
+            ORDER BY s.updated_at DESC, s.session_id
+            LIMIT %(limit)s OFFSET %(offset)s
+        """
+        params = {"user_id": user_id, "agent_id": agent_id, "limit": limit, "offset": (page - 1) * limit}
+        rows = self._execute(lambda conn: conn.execute(query, params).fetchall())
+        total = int(rows[0].pop("total")) if rows else 0
+        for row in rows[1:]:
+            row.pop("total")
+        return SessionPage(rows, total)
+
+    def session_owner(self, session_id: str) -> dict[str, Any] | None:
+        query = "SELECT session_id, agent_id, user_id FROM sessions WHERE session_id = %s"
+        return self._execute(lambda conn: conn.execute(query, (session_id,)).fetchone())
+
+    def run_events(self, run_id: str) -> list[dict[str, Any]]:
+        query = (
+            "SELECT event_id, extract(epoch FROM at)::float AS at, kind, actor, channel, detail"
+            " FROM run_events WHERE run_id = %s ORDER BY event_id"
+        )
+        return self._execute(lambda conn: conn.execute(query, (run_id,)).fetchall())

@@ -1,0 +1,287 @@
+"""Tools: plain Python functions the model may call, some of which need a human first."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import inspect
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+FieldType = Literal["str", "int", "float", "bool", "list", "dict"]
+Requirement = Literal["confirmation", "user_input", "external_execution"]
+
+
+class ToolArgumentsInvalid(ValueError):
+    """The model's arguments do not fit the tool's signature; the text goes back to the model."""
+
+
+@dataclass(frozen=True)
+class UserInputField:
+    """One argument that a human fills in before a ``requires_user_input`` tool runs."""
+
+    name: str
+    field_type: FieldType
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model can call, with the rules for when a human must be asked first.
+
+    Build one with the :func:`tool` decorator rather than directly.
+    """
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    parameters: dict[str, Any]
+    arguments_model: type[BaseModel]
+    requires_confirmation: bool = False
+    requires_user_input: bool = False
+    user_input_fields: tuple[UserInputField, ...] = ()
+    external_execution: bool = False
+    idempotent: bool = False
+    stop_after_tool_call: bool = False
+    approvers: tuple[str, ...] = ()
+    schema_hash: str = field(default="", compare=False)
+
+    @property
+    def requirement(self) -> Requirement | None:
+        """What a human (or the client) must supply before this tool's call can finish."""
+        if self.external_execution:
+            return "external_execution"
+        if self.requires_user_input:
+            return "user_input"
+        if self.requires_confirmation:
+            return "confirmation"
+        return None
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool as the Chat Completions API expects it in ``tools``."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+    def validate_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check and coerce the model's arguments against the signature.
+
+        Raises:
+            ToolArgumentsInvalid: with a message fit to show the model.
+        """
+        try:
+            parsed = self.arguments_model.model_validate(arguments)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ToolArgumentsInvalid(f"Invalid arguments for {self.name}: {problems}") from None
+        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+
+    def execute(self, arguments: dict[str, Any]) -> str:
+        """Validate the arguments, call the function and return its result as text."""
+        result = self.function(**self.validate_arguments(arguments))
+        if isinstance(result, str):
+            return result
+        return json.dumps(result, default=str)
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_confirmation: bool = False,
+    requires_user_input: bool = False,
+    user_input_fields: Sequence[str] | None = None,
+    external_execution: bool = False,
+    idempotent: bool = False,
+    stop_after_tool_call: bool = False,
+    approvers: Sequence[str] = (),
+) -> Any:
+    """Turn a function into a :class:`Tool`; usable bare (``@tool``) or with options.
+
+    The JSON schema the model sees is derived from the signature (types, defaults) and the
+    Google-style docstring (first paragraph = description, ``Args:`` = parameter descriptions).
+
+    Args:
+        function: the function, when used as ``@tool`` without parentheses.
+        name: the tool's name for the model; defaults to the function's name.
+        description: overrides the docstring's first paragraph.
+        requires_confirmation: the run pauses until a human confirms or rejects the call.
+        requires_user_input: the run pauses until a human supplies ``user_input_fields``.
+        user_input_fields: the arguments the human fills in; all of them when omitted.
+        external_execution: the client executes the tool and sends its result back.
+        idempotent: running it twice is harmless, so a call whose outcome is unknown after a crash
+            may be re-run on recovery instead of asking a human again.
+        stop_after_tool_call: end the run with the tool's result instead of calling the model again.
+        approvers: groups or user ids allowed to decide on this tool's calls (empty: the run's owner).
+
+    Returns:
+        The :class:`Tool`, or a decorator producing it.
+    """
+
+    def build(fn: Callable[..., Any]) -> Tool:
+        doc = _parse_docstring(inspect.getdoc(fn) or "")
+        parameters, arguments_model, field_types = _signature_schema(fn, doc.args)
+        if user_input_fields is not None:
+            unknown = set(user_input_fields) - set(field_types)
+            if unknown:
+                raise ValueError(f"user_input_fields not in {fn.__name__}'s signature: {sorted(unknown)}")
+        wanted = list(user_input_fields) if user_input_fields is not None else list(field_types)
+        fields = tuple(UserInputField(n, field_types[n], doc.args.get(n)) for n in wanted)
+        built = Tool(
+            name=name or fn.__name__,
+            description=description or doc.summary,
+            function=fn,
+            parameters=parameters,
+            arguments_model=arguments_model,
+            requires_confirmation=requires_confirmation,
+            requires_user_input=requires_user_input,
+            user_input_fields=fields if requires_user_input else (),
+            external_execution=external_execution,
+            idempotent=idempotent,
+            stop_after_tool_call=stop_after_tool_call,
+            approvers=tuple(approvers),
+        )
+        digest = hashlib.sha256(
+            json.dumps([built.openai_schema(), built.requirement], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        return _with_hash(built, digest)
+
+    if function is not None:
+        return build(function)
+    return build
+
+
+def _with_hash(built: Tool, digest: str) -> Tool:
+    object.__setattr__(built, "schema_hash", digest)
+    return built
+
+
+@dataclass
+class _Docstring:
+    summary: str
+    args: dict[str, str]
+
+
+_SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?):\s*$")
+_ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
+
+
+def _parse_docstring(doc: str) -> _Docstring:
+    lines = doc.splitlines()
+    summary_lines: list[str] = []
+    args: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    for raw in lines:
+        line = raw.strip()
+        header = _SECTION.match(line)
+        if header and not raw.startswith(" "):
+            section, current = header.group(1), None
+            continue
+        if section is None:
+            if not line and summary_lines:
+                section = "body"
+            elif line:
+                summary_lines.append(line)
+        elif section in ("Args", "Arguments", "Parameters") and line:
+            match = _ARG_LINE.match(line)
+            indent = len(raw) - len(raw.lstrip())
+            if match and (current is None or indent <= _arg_indent(lines, current)):
+                current = match.group(1).lstrip("*")
+                args[current] = match.group(3).strip()
+            elif current is not None:
+                args[current] = f"{args[current]} {line}".strip()
+    return _Docstring(" ".join(summary_lines), args)
+
+
+def _arg_indent(lines: list[str], name: str) -> int:
+    for raw in lines:
+        if raw.strip().startswith(f"{name}") and ":" in raw:
+            return len(raw) - len(raw.lstrip())
+    return 0
+
+
+_SIMPLE: dict[Any, tuple[str, FieldType]] = {
+    str: ("string", "str"),
+    int: ("integer", "int"),
+    float: ("number", "float"),
+    bool: ("boolean", "bool"),
+    list: ("array", "list"),
+    dict: ("object", "dict"),
+}
+
+
+def _json_schema(annotation: Any) -> tuple[dict[str, Any], FieldType]:
+    """JSON schema of a parameter type, kept as plain as OpenAI's examples."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return {}, "str"
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return _json_schema(members[0])
+        return {"anyOf": [_json_schema(m)[0] for m in members]}, "str"
+    if origin is Literal:
+        values = list(get_args(annotation))
+        schema, kind = _json_schema(type(values[0]))
+        return {**schema, "enum": values}, kind
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        values = [member.value for member in annotation]
+        schema, kind = _json_schema(type(values[0]))
+        return {**schema, "enum": values}, kind
+    if origin in (list, tuple, set, Sequence) or annotation in (list, tuple, set):
+        items = get_args(annotation)
+        schema: dict[str, Any] = {"type": "array"}
+        if items and items[0] is not Ellipsis:
+            schema["items"] = _json_schema(items[0])[0]
+        return schema, "list"
+    if origin is dict or annotation is dict:
+        return {"type": "object"}, "dict"
+    if annotation in _SIMPLE:
+        json_type, kind = _SIMPLE[annotation]
+        return {"type": json_type}, kind
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.model_json_schema(), "dict"
+    return {}, "str"
+
+
+def _signature_schema(
+    fn: Callable[..., Any], arg_docs: dict[str, str]
+) -> tuple[dict[str, Any], type[BaseModel], dict[str, FieldType]]:
+    hints = typing.get_type_hints(fn)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    model_fields: dict[str, Any] = {}
+    field_types: dict[str, FieldType] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = hints.get(param.name, Any)
+        schema, kind = _json_schema(annotation)
+        if param.name in arg_docs:
+            schema = {**schema, "description": arg_docs[param.name]}
+        properties[param.name] = schema
+        field_types[param.name] = kind
+        if param.default is inspect.Parameter.empty:
+            required.append(param.name)
+            model_fields[param.name] = (annotation, ...)
+        else:
+            model_fields[param.name] = (annotation, param.default)
+    parameters = {"type": "object", "properties": properties, "required": required}
+    arguments_model = create_model(
+        f"{fn.__name__}_arguments",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **model_fields,
+    )
+    return parameters, arguments_model, field_types

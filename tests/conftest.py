@@ -1,0 +1,91 @@
+"""Shared fixtures: a real PostgreSQL (pgserver), the local stand-in model, handler invocation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# No test may reach a real provider or AWS by accident: the model is the local stand-in, and
+# AWS calls go to moto or nowhere.
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.update(
+    {
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "SignoffTest",
+        "SIGNOFF_MODEL_MAX_RETRIES": "2",
+        "SIGNOFF_MODEL_TIMEOUT_S": "5",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh embedded PostgreSQL 16 + pgvector for the test session, migrated."""
+    from signoff.local.postgres import start_postgres, stop_postgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="signoff-test-pg-")) / "pgdata"
+    server, url = start_postgres(data_dir)
+    yield url
+    stop_postgres(server)
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def db(postgres_url: str) -> Iterator[str]:
+    """The database URL, emptied before the test so each test starts from nothing."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE sessions, runs, tool_calls, run_events RESTART IDENTITY CASCADE")
+    yield postgres_url
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """The deterministic OpenAI-compatible stand-in, on a loopback port."""
+    from signoff.local.standin import StandinModel
+
+    model = StandinModel(timeout_sleep_s=8)
+    base_url = model.start()
+    os.environ["OPENAI_BASE_URL"] = base_url
+    yield model
+    model.stop()
+
+
+@pytest.fixture
+def model(standin):
+    """The stand-in with its request log and injected faults cleared."""
+    standin.clear()
+    standin.latency_s = 0.0
+    yield standin
+    standin.clear()
+
+
+@pytest.fixture
+def runtime_env(db: str, model, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Environment for driving the Lambda handlers: real DB, stand-in model, fresh caches."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", db)
+    _reset_runtime()
+    yield
+    _reset_runtime()
+
+
+def _reset_runtime() -> None:
+    from signoff import config, runtime
+
+    if runtime.get_store.cache_info().currsize:
+        runtime.get_store().close()
+    for cached in (config.get_settings, runtime.get_store, runtime.get_catalog, runtime.dependencies,
+                   runtime._model):
+        cached.cache_clear()
