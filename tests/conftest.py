@@ -76,6 +76,7 @@ def model(standin):
 def runtime_env(db: str, model, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Environment for driving the Lambda handlers: real DB, stand-in model, fresh caches."""
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", db)
+    monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "tests.support.agents")
     _reset_runtime()
     yield
     _reset_runtime()
@@ -89,3 +90,28 @@ def _reset_runtime() -> None:
     for cached in (config.get_settings, runtime.get_store, runtime.get_catalog, runtime.dependencies,
                    runtime._model):
         cached.cache_clear()
+
+
+@pytest.fixture
+def api(runtime_env):
+    """A client that drives the Lambda handlers with API Gateway events."""
+    from tests.support.agents import EXECUTIONS
+    from tests.support.api import Api
+
+    EXECUTIONS.clear()
+    return Api()
+
+
+@pytest.fixture
+def dump(db: str):
+    """Returns every row of every table, to prove a request changed nothing."""
+    import psycopg
+
+    def take() -> dict[str, list]:
+        with psycopg.connect(db) as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608
+                for table in ("sessions", "runs", "tool_calls", "run_events")
+            }
+
+    return take
