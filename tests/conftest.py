@@ -87,18 +87,24 @@ def _reset_runtime() -> None:
 
     if runtime.get_store.cache_info().currsize:
         runtime.get_store().close()
-    for cached in (config.get_settings, runtime.get_store, runtime.get_catalog, runtime.dependencies,
-                   runtime._model):
+    for cached in (
+        config.get_settings,
+        runtime.get_store,
+        runtime.get_catalog,
+        runtime.dependencies,
+        runtime._model,
+    ):
         cached.cache_clear()
 
 
 @pytest.fixture
 def api(runtime_env):
     """A client that drives the Lambda handlers with API Gateway events."""
-    from tests.support.agents import EXECUTIONS
+    from tests.support.agents import CRASH_IN, EXECUTIONS
     from tests.support.api import Api
 
     EXECUTIONS.clear()
+    CRASH_IN.clear()
     return Api()
 
 
@@ -110,7 +116,7 @@ def dump(db: str):
     def take() -> dict[str, list]:
         with psycopg.connect(db) as conn:
             return {
-                table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()  # noqa: S608
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
                 for table in ("sessions", "runs", "tool_calls", "run_events")
             }
 

@@ -87,8 +87,9 @@ def test_tools_that_are_not_an_array_of_objects_is_400(api, dump, paused, tools)
 
 def test_unknown_tool_call_id_is_400(api, dump, paused):
     before = dump()
-    response = api.continue_(paused["run_id"], [{"tool_call_id": "call_forged", "confirmed": True}],
-                             session_id="test_session")
+    response = api.continue_(
+        paused["run_id"], [{"tool_call_id": "call_forged", "confirmed": True}], session_id="test_session"
+    )
     assert "call_forged" in _unchanged(dump, before, response, 400)
 
 
@@ -127,7 +128,9 @@ def test_body_over_the_limit_is_413(api, dump, runtime_env, monkeypatch):
 def test_continue_of_a_completed_run_is_409(api, dump, paused):
     call_id = paused["tools"][0]["tool_call_id"]
     decision = [{"tool_call_id": call_id, "confirmed": True}]
-    assert api.continue_(paused["run_id"], decision, session_id="test_session").json()["status"] == "COMPLETED"
+    assert (
+        api.continue_(paused["run_id"], decision, session_id="test_session").json()["status"] == "COMPLETED"
+    )
     before = dump()
 
     response = api.continue_(paused["run_id"], decision, session_id="test_session")
@@ -136,14 +139,19 @@ def test_continue_of_a_completed_run_is_409(api, dump, paused):
 
 
 def test_continue_of_a_cancelled_run_is_409(api, dump, paused):
-    cancel = api.call("POST", "/agents/{agent_id}/runs/{run_id}/cancel",
-                      {"agent_id": "data_manager", "run_id": paused["run_id"]}, fields={"session_id": "test_session"})
+    cancel = api.call(
+        "POST",
+        "/agents/{agent_id}/runs/{run_id}/cancel",
+        {"agent_id": "data_manager", "run_id": paused["run_id"]},
+        fields={"session_id": "test_session"},
+    )
     assert cancel.status == 200 and cancel.json()["status"] == "CANCELLED"
     before = dump()
 
     call_id = paused["tools"][0]["tool_call_id"]
-    response = api.continue_(paused["run_id"], [{"tool_call_id": call_id, "confirmed": True}],
-                             session_id="test_session")
+    response = api.continue_(
+        paused["run_id"], [{"tool_call_id": call_id, "confirmed": True}], session_id="test_session"
+    )
 
     assert _unchanged(dump, before, response, 409) == "run is already cancelled"
     assert api.get(paused["run_id"]).json()["tools"][0]["result"] is None
@@ -151,8 +159,12 @@ def test_continue_of_a_cancelled_run_is_409(api, dump, paused):
 
 def test_cancel_of_an_unknown_run_is_404(api, dump):
     before = dump()
-    response = api.call("POST", "/agents/{agent_id}/runs/{run_id}/cancel",
-                        {"agent_id": "data_manager", "run_id": "nope"}, fields={"session_id": "s"})
+    response = api.call(
+        "POST",
+        "/agents/{agent_id}/runs/{run_id}/cancel",
+        {"agent_id": "data_manager", "run_id": "nope"},
+        fields={"session_id": "s"},
+    )
     assert _unchanged(dump, before, response, 404) == "No runs found for run ID nope"
 
 

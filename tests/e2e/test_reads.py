@@ -4,8 +4,12 @@ from __future__ import annotations
 
 
 def _cancel(api, run_id, session_id):
-    return api.call("POST", "/agents/{agent_id}/runs/{run_id}/cancel",
-                    {"agent_id": "data_manager", "run_id": run_id}, fields={"session_id": session_id})
+    return api.call(
+        "POST",
+        "/agents/{agent_id}/runs/{run_id}/cancel",
+        {"agent_id": "data_manager", "run_id": run_id},
+        fields={"session_id": session_id},
+    )
 
 
 def test_list_runs_filters_by_session_and_status(api):
@@ -13,10 +17,15 @@ def test_list_runs_filters_by_session_and_status(api):
     done = api.start("hello there", session_id="s-list", user_id="u").json()
     api.start(session_id="s-other", user_id="u")
 
-    all_runs = api.call("GET", "/agents/{agent_id}/runs", {"agent_id": "data_manager"},
-                        query={"session_id": "s-list"}).json()
-    only_paused = api.call("GET", "/agents/{agent_id}/runs", {"agent_id": "data_manager"},
-                           query={"session_id": "s-list", "status": "PAUSED"}).json()
+    all_runs = api.call(
+        "GET", "/agents/{agent_id}/runs", {"agent_id": "data_manager"}, query={"session_id": "s-list"}
+    ).json()
+    only_paused = api.call(
+        "GET",
+        "/agents/{agent_id}/runs",
+        {"agent_id": "data_manager"},
+        query={"session_id": "s-list", "status": "PAUSED"},
+    ).json()
 
     assert [r["run_id"] for r in all_runs] == [paused["run_id"], done["run_id"]]
     assert [r["run_id"] for r in only_paused] == [paused["run_id"]]

@@ -26,7 +26,11 @@ def test_seed_start_pauses_with_delete_records_awaiting_confirmation(api):
     assert run["status"] == "PAUSED"
     assert run["content"] == "I have tools to execute, but I need confirmation."
     assert (run["agent_id"], run["agent_name"], run["session_id"], run["user_id"]) == (
-        "data_manager", "Data Manager", "test_session", "test_user")
+        "data_manager",
+        "Data Manager",
+        "test_session",
+        "test_user",
+    )
     [call] = run["tools"]
     assert call["tool_name"] == "delete_records"
     assert call["tool_args"] == {"table_name": "users", "count": 50}
@@ -43,8 +47,9 @@ def test_seed_minimal_continue_completes_with_the_tool_result(api):
     run_id, call_id = _paused_call(api.start(user_id="test_user", session_id="test_session"))
 
     # When the seed's second curl command confirms it
-    response = api.continue_(run_id, [{"tool_call_id": call_id, "confirmed": True}],
-                             session_id="test_session", stream="false")
+    response = api.continue_(
+        run_id, [{"tool_call_id": call_id, "confirmed": True}], session_id="test_session", stream="false"
+    )
 
     # Then the same run completes and the tool ran with the stored arguments
     assert response.status == 200
@@ -76,8 +81,9 @@ def test_full_echo_of_the_paused_tool_object_works_like_the_minimal_payload(api)
 def test_urlencoded_and_json_bodies_drive_the_same_flow(api, form):
     paused = api.start(user_id="u1", session_id=f"s-{form}", form=form)
     run_id, call_id = _paused_call(paused)
-    done = api.continue_(run_id, [{"tool_call_id": call_id, "confirmed": True}], session_id=f"s-{form}",
-                         form=form)
+    done = api.continue_(
+        run_id, [{"tool_call_id": call_id, "confirmed": True}], session_id=f"s-{form}", form=form
+    )
     assert done.json()["status"] == "COMPLETED"
 
 
@@ -85,8 +91,10 @@ def test_rejection_with_a_note_tells_the_model_and_never_runs_the_tool(api, mode
     run_id, call_id = _paused_call(api.start(session_id="s-rej"))
 
     response = api.continue_(
-        run_id, [{"tool_call_id": call_id, "confirmed": False, "confirmation_note": "users is production"}],
-        session_id="s-rej")
+        run_id,
+        [{"tool_call_id": call_id, "confirmed": False, "confirmation_note": "users is production"}],
+        session_id="s-rej",
+    )
 
     run = response.json()
     assert run["status"] == "COMPLETED"
@@ -105,7 +113,7 @@ def test_rejection_without_a_note_uses_the_agentos_texts(api, model):
     run = api.continue_(run_id, [{"tool_call_id": call_id, "confirmed": False}], session_id="s-rej2").json()
 
     assert run["tools"][0]["confirmation_note"] == "Tool call was rejected"
-    tool_message = [m for m in model.requests[-1]["messages"] if m["role"] == "tool"][0]
+    tool_message = next(m for m in model.requests[-1]["messages"] if m["role"] == "tool")
     assert tool_message["content"] == "Function call was rejected by the user"
 
 
@@ -123,8 +131,9 @@ def test_two_calls_in_one_turn_are_decided_one_at_a_time(api, model):
     requests_before = len(model.requests)
 
     # When only the first is confirmed
-    partial = api.continue_(paused["run_id"], [{"tool_call_id": first, "confirmed": True}],
-                            session_id="s-two").json()
+    partial = api.continue_(
+        paused["run_id"], [{"tool_call_id": first, "confirmed": True}], session_id="s-two"
+    ).json()
 
     # Then it ran, the second still waits, and the model was not called
     assert partial["status"] == "PAUSED"
@@ -133,8 +142,9 @@ def test_two_calls_in_one_turn_are_decided_one_at_a_time(api, model):
     assert len(model.requests) == requests_before
 
     # When the second is confirmed too
-    done = api.continue_(paused["run_id"], [{"tool_call_id": second, "confirmed": True}],
-                         session_id="s-two").json()
+    done = api.continue_(
+        paused["run_id"], [{"tool_call_id": second, "confirmed": True}], session_id="s-two"
+    ).json()
 
     # Then the run completes and the model got one tool message per call, in order
     assert done["status"] == "COMPLETED"
@@ -152,11 +162,11 @@ def test_stream_true_answers_server_sent_events(api):
     for block in response.text.strip().split("\n\n"):
         name_line, data_line = block.split("\n")
         assert name_line.startswith("event: ") and data_line.startswith("data: ")
-        data = json.loads(data_line[len("data: "):])
-        assert data["event"] == name_line[len("event: "):]
+        data = json.loads(data_line[len("data: ") :])
+        assert data["event"] == name_line[len("event: ") :]
         assert {"created_at", "agent_id", "agent_name", "run_id", "session_id"} <= set(data)
         events.append(data)
-    assert [e["event"] for e in events][0] == "RunStarted"
+    assert next(e["event"] for e in events) == "RunStarted"
     assert events[-1]["event"] == "RunPaused"
     assert events[-1]["tools"][0]["tool_name"] == "delete_records"
     assert events[-1]["requirements"]

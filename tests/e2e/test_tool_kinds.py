@@ -17,11 +17,18 @@ def test_user_input_tool_pauses_with_a_schema_and_runs_with_the_users_value(api)
     [call] = paused["tools"]
     assert call["requires_user_input"] is True
     assert call["user_input_schema"] == [
-        {"name": "room", "field_type": "str", "description": "Room to book, chosen by the user", "value": "any"}
+        {
+            "name": "room",
+            "field_type": "str",
+            "description": "Room to book, chosen by the user",
+            "value": "any",
+        }
     ]
 
     # When the user fills the field in
-    answer = [{"tool_call_id": call["tool_call_id"], "user_input_schema": [{"name": "room", "value": "Blue"}]}]
+    answer = [
+        {"tool_call_id": call["tool_call_id"], "user_input_schema": [{"name": "room", "value": "Blue"}]}
+    ]
     run = api.continue_(paused["run_id"], answer, agent_id="ops", session_id="s-kinds").json()
 
     # Then the tool ran with the user's value and the model's other arguments
@@ -37,11 +44,17 @@ def test_external_tool_takes_the_clients_result_and_never_runs_here(api, model):
     call_id = paused["tools"][0]["tool_call_id"]
     assert paused["tools"][0]["external_execution_required"] is True
 
-    missing = api.continue_(paused["run_id"], [{"tool_call_id": call_id}], agent_id="ops", session_id="s-kinds")
+    missing = api.continue_(
+        paused["run_id"], [{"tool_call_id": call_id}], agent_id="ops", session_id="s-kinds"
+    )
     assert missing.status == 400 and "result is required" in missing.json()["detail"]
 
-    run = api.continue_(paused["run_id"], [{"tool_call_id": call_id, "result": "charged, receipt r-42"}],
-                        agent_id="ops", session_id="s-kinds").json()
+    run = api.continue_(
+        paused["run_id"],
+        [{"tool_call_id": call_id, "result": "charged, receipt r-42"}],
+        agent_id="ops",
+        session_id="s-kinds",
+    ).json()
     assert run["status"] == "COMPLETED"
     assert run["tools"][0]["result"] == "charged, receipt r-42"
     assert "charged, receipt r-42" in run["content"]
@@ -65,8 +78,9 @@ def test_invalid_arguments_go_back_to_the_model_and_never_reach_a_human(api):
 def test_a_confirmed_tool_that_raises_is_reported_and_the_run_finishes(api):
     paused = _start(api, 'call explode {"reason": "disk full"}')
     call_id = paused["tools"][0]["tool_call_id"]
-    run = api.continue_(paused["run_id"], [{"tool_call_id": call_id, "confirmed": True}],
-                        agent_id="ops", session_id="s-kinds").json()
+    run = api.continue_(
+        paused["run_id"], [{"tool_call_id": call_id, "confirmed": True}], agent_id="ops", session_id="s-kinds"
+    ).json()
     assert run["status"] == "COMPLETED"
     assert run["tools"][0]["tool_call_error"] is True
     assert "boom: disk full" in run["tools"][0]["result"]

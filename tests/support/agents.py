@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from catalog.data_manager import data_manager, delete_records
-
 from signoff import Agent, tool
 
 EXECUTIONS: list[tuple[str, dict]] = []
@@ -53,11 +52,87 @@ def explode(reason: str) -> str:
     raise RuntimeError(f"boom: {reason}")
 
 
+class SimulatedCrash(BaseException):
+    """The invocation dies here: nothing in Signoff may catch it (Lambda would kill the process)."""
+
+
+CRASH_IN: set[str] = set()
+
+
+@tool(requires_confirmation=True)
+def transfer(amount: int) -> str:
+    """Transfer money; not safe to repeat.
+
+    Args:
+        amount: Amount in cents
+    """
+    EXECUTIONS.append(("transfer", {"amount": amount}))
+    if "transfer" in CRASH_IN:
+        CRASH_IN.discard("transfer")
+        raise SimulatedCrash("died while transferring")
+    return f"Transferred {amount}"
+
+
+@tool(requires_confirmation=True, idempotent=True)
+def set_flag(name: str) -> str:
+    """Set a feature flag; safe to repeat.
+
+    Args:
+        name: Flag name
+    """
+    EXECUTIONS.append(("set_flag", {"name": name}))
+    if "set_flag" in CRASH_IN:
+        CRASH_IN.discard("set_flag")
+        raise SimulatedCrash("died while setting the flag")
+    return f"Flag {name} set"
+
+
 ops = Agent(
     id="ops",
     name="Ops",
     instructions=["You run operations"],
-    tools=[lookup_user, book_room, charge_card, explode, delete_records],
+    tools=[lookup_user, book_room, charge_card, explode, delete_records, transfer, set_flag],
 )
 
 AGENTS = [data_manager, ops]
+
+
+@tool(requires_confirmation=True)
+def ledger_entry(amount: int, memo: str = "") -> str:
+    """Write a ledger entry (a side effect other processes can count).
+
+    Args:
+        amount: Amount in cents
+        memo: Free text
+    """
+    import os
+
+    import psycopg
+
+    with psycopg.connect(os.environ["SIGNOFF_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS test_ledger (id serial PRIMARY KEY, amount int, memo text)")
+        conn.execute("INSERT INTO test_ledger (amount, memo) VALUES (%s, %s)", (amount, memo))
+    return f"Ledger entry of {amount} written"
+
+
+@tool(requires_confirmation=True)
+def ledger_entry_crashy(amount: int, memo: str = "") -> str:
+    """Write a ledger entry; with memo "crash" the invocation dies right after writing it.
+
+    Args:
+        amount: Amount in cents
+        memo: Free text
+    """
+    result = ledger_entry.function(amount, memo)
+    if memo == "crash":
+        raise SimulatedCrash("died after writing the ledger entry")
+    return result
+
+
+ledger = Agent(
+    id="ledger",
+    name="Ledger",
+    instructions=["You keep the books"],
+    tools=[ledger_entry, ledger_entry_crashy, lookup_user],
+)
+AGENTS.append(ledger)

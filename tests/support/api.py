@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from signoff.local.apigw import http_api_event
+from signoff.local.apigw import FakeLambdaContext, http_api_event
 from signoff.local.handlers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,14 @@ ROUTES = {
 
 
 class Api:
-    """A client of the handlers: each call is one Lambda invocation on a real event shape."""
+    """A client of the handlers: each call is one Lambda invocation on a real event shape.
+
+    Args:
+        timeout_ms: the Lambda timeout each invocation gets (its context counts down from it).
+    """
+
+    def __init__(self, timeout_ms: int = 30_000) -> None:
+        self.timeout_ms = timeout_ms
 
     def call(
         self,
@@ -94,13 +101,22 @@ class Api:
             path_parameters=params or None,
             authorizer_claims=claims,
         )
-        return Response(invoke(ROUTES[(method, route)], event))
+        function = ROUTES[(method, route)]
+        context = FakeLambdaContext(function, timeout_ms=self.timeout_ms)
+        return Response(invoke(function, event, context))
 
-    def start(self, message: str | None = "Delete 50 old records from the users table", **fields: Any) -> Response:
+    def start(
+        self, message: str | None = "Delete 50 old records from the users table", **fields: Any
+    ) -> Response:
         body = {"message": message, **fields} if message is not None else dict(fields)
         form = body.pop("form", "multipart")
-        return self.call("POST", "/agents/{agent_id}/runs", {"agent_id": body.pop("agent_id", "data_manager")},
-                         fields=body, form=form)
+        return self.call(
+            "POST",
+            "/agents/{agent_id}/runs",
+            {"agent_id": body.pop("agent_id", "data_manager")},
+            fields=body,
+            form=form,
+        )
 
     def continue_(self, run_id: str, tools: Any = None, **fields: Any) -> Response:
         body = dict(fields)
@@ -108,12 +124,21 @@ class Api:
             body["tools"] = tools if isinstance(tools, str) else json.dumps(tools)
         form = body.pop("form", "multipart")
         agent_id = body.pop("agent_id", "data_manager")
-        return self.call("POST", "/agents/{agent_id}/runs/{run_id}/continue",
-                         {"agent_id": agent_id, "run_id": run_id}, fields=body, form=form)
+        return self.call(
+            "POST",
+            "/agents/{agent_id}/runs/{run_id}/continue",
+            {"agent_id": agent_id, "run_id": run_id},
+            fields=body,
+            form=form,
+        )
 
     def get(self, run_id: str, session_id: str | None = None, agent_id: str = "data_manager") -> Response:
-        return self.call("GET", "/agents/{agent_id}/runs/{run_id}", {"agent_id": agent_id, "run_id": run_id},
-                         query={"session_id": session_id} if session_id else None)
+        return self.call(
+            "GET",
+            "/agents/{agent_id}/runs/{run_id}",
+            {"agent_id": agent_id, "run_id": run_id},
+            query={"session_id": session_id} if session_id else None,
+        )
 
 
 def load_event(name: str) -> dict[str, Any]:

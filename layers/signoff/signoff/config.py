@@ -42,7 +42,7 @@ class Settings(BaseModel):
     agents_module: str = Field("catalog", alias="SIGNOFF_AGENTS_MODULE")
     history_runs: int = Field(3, ge=0, le=100, alias="SIGNOFF_HISTORY_RUNS")
     max_turns: int = Field(10, ge=1, le=100, alias="SIGNOFF_MAX_TURNS")
-    lease_seconds: int = Field(120, ge=5, alias="SIGNOFF_LEASE_SECONDS")
+    lease_seconds: int = Field(120, ge=1, alias="SIGNOFF_LEASE_SECONDS")
     deadline_margin_ms: int = Field(5000, ge=0, alias="SIGNOFF_DEADLINE_MARGIN_MS")
     api_timeout_ms: int = Field(29000, ge=1000, alias="SIGNOFF_API_TIMEOUT_MS")
     model_timeout_s: float = Field(20.0, gt=0, alias="SIGNOFF_MODEL_TIMEOUT_S")

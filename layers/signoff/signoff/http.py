@@ -273,7 +273,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 def run_response(result: RunResult, *, stream: bool) -> Response:
     """The run as JSON, or as a buffered ``text/event-stream`` when the client asked to stream."""
     if not stream:
-        return _json(200, run_object(result.state))
+        # 202: out of time, the run was saved RUNNING and is finished by a later invocation.
+        return _json(202 if result.state.status == "RUNNING" else 200, run_object(result.state))
     from aws_lambda_powertools.event_handler import Response
 
     run = run_object(result.state)

@@ -74,6 +74,10 @@ def advance(state: RunState, ctx: RunContext) -> Step:
         try:
             response = _call_model(state, ctx)
         except ModelFailure as exc:
+            if not ctx.deadline.allows():
+                # The model ran out of our time, not out of answers: hand off, don't fail.
+                state.status = "RUNNING"
+                return Step.HANDED_OFF
             return _fail(state, str(exc.detail), ctx)
         _record_turn(state, response, ctx)
         if not response.tool_calls:
@@ -176,6 +180,11 @@ def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> N
             if tool is None:  # removed from the agent since the pause
                 call.state, call.tool_call_error = "failed", True
                 call.result = call.model_message = f"Error: the tool {call.tool_name!r} no longer exists"
+                continue
+            if call.decision_digest and call.decision_digest != args_digest(call.tool_name, call.tool_args):
+                # Fail closed: what would run is not what the human decided on.
+                call.state, call.tool_call_error = "failed", True
+                call.result = call.model_message = "Error: the arguments changed after the decision"
                 continue
             _execute(call, tool, ctx)
 

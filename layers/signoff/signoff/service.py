@@ -11,7 +11,15 @@ from typing import Any
 
 from signoff.agent import Agent, AgentCatalog
 from signoff.config import Settings
-from signoff.errors import BadRequest, Conflict, LeaseLost, NotImplementedYet, RunNotFound, SignoffError
+from signoff.errors import (
+    BadRequest,
+    Conflict,
+    LeaseLost,
+    NotFound,
+    NotImplementedYet,
+    RunNotFound,
+    SignoffError,
+)
 from signoff.models.base import Deadline, Model
 from signoff.runner import RunContext, Step, advance
 from signoff.state import REJECTED_MESSAGE, REJECTED_NOTE, RunState, ToolCall, args_digest, now_epoch
@@ -151,7 +159,7 @@ def continue_run(
         if request.tools is None:
             raise BadRequest("tools is required to continue a paused run")
         audit = _apply_decisions(agent, state, request.tools, actor=actor, channel=channel)
-    elif state.status == "RUNNING":
+    else:  # ERROR, or RUNNING whose invocation died: resume from the last saved step
         audit = _recover_interrupted(agent, state)
     audit.append(RunEvent("continued", actor, channel, {"from_status": state.status}))
     state.status = "RUNNING"
@@ -238,20 +246,37 @@ def list_sessions(
     return deps.store.list_sessions(user_id=owner, agent_id=agent_id, page=page, limit=limit)
 
 
+def sweep_stale_runs(deps: Dependencies, *, limit: int = 100) -> list[str]:
+    """Mark runs whose invocation died (RUNNING past their lease) as ERROR, with the reason.
+
+    They stay resumable: a continue picks them up from the last saved step.
+    """
+    swept = []
+    for loaded in deps.store.stale_runs(limit=limit):
+        state = loaded.state
+        interrupted = [t.tool_name for t in state.tools if t.state == "executing"]
+        state.status = "ERROR"
+        state.error = state.content = (
+            "The invocation running this run stopped before finishing"
+            + (f" while {', '.join(interrupted)} was running" if interrupted else "")
+            + "; continue the run to resume it."
+        )
+        try:
+            deps.store.save(state, lease_seconds=0, events=[RunEvent("lease_expired", None, "sweep")])
+        except LeaseLost:
+            continue  # resumed meanwhile
+        swept.append(state.run_id)
+    return swept
+
+
 def session_runs(
     deps: Dependencies, session_id: str, *, user_id: str | None, principal: Principal | None
 ) -> list[RunState]:
     owner = principal.user_id if principal else user_id
     runs = deps.store.list_runs(agent_id=None, session_id=session_id, user_id=owner, status=None)
     if not runs:
-        raise_not_found_session(session_id)
+        raise NotFound(f"No session found with id {session_id}")
     return runs
-
-
-def raise_not_found_session(session_id: str) -> None:
-    from signoff.errors import NotFound
-
-    raise NotFound(f"No session found with id {session_id}")
 
 
 def _history_runs(agent: Agent, settings: Settings) -> int:
@@ -457,7 +482,11 @@ def _user_input_plan(tool: Any, call: ToolCall, decision: dict[str, Any]) -> dic
 
 
 def _recover_interrupted(agent: Agent, state: RunState) -> list[RunEvent]:
-    """A RUNNING run whose lease expired: its invocation died. Never re-run a side effect blindly."""
+    """Resume a run whose invocation died or failed. Never re-run a side effect blindly.
+
+    A call still marked ``executing`` may or may not have taken effect: it runs again only when
+    its tool is idempotent; otherwise the run pauses and a human decides again.
+    """
     audit = []
     for call in state.tools:
         if call.state != "executing":

@@ -68,6 +68,7 @@ class OpenAIChat:
         client = self._openai()
         attempt = 0
         while True:
+            wait_hint = 0.0
             timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
             try:
                 kwargs: dict[str, Any] = {"model": self.id, "messages": messages, "timeout": timeout}
@@ -77,6 +78,7 @@ class OpenAIChat:
                 return _parse(completion)
             except openai.APIStatusError as exc:
                 retryable = exc.status_code == 429 or exc.status_code >= 500
+                wait_hint = _retry_after_s(exc)
                 reason = f"model request failed: HTTP {exc.status_code}: {_error_message(exc)}"
             except openai.APITimeoutError:
                 retryable, reason = True, f"model request timed out after {timeout:.0f}s"
@@ -85,10 +87,25 @@ class OpenAIChat:
             except MalformedToolCall as exc:
                 retryable, reason = True, f"model sent malformed tool call arguments: {exc}"
             delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+            if wait_hint:
+                delay = min(_BACKOFF_CAP_S, wait_hint)
             if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
                 raise ModelFailure(reason)
             attempt += 1
             self._sleep(delay)
+
+
+def _retry_after_s(exc: Any) -> float:
+    """The server's own wait hint (``retry-after-ms`` or ``retry-after`` seconds), if any."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, ""))
+        except (TypeError, ValueError):
+            continue
+        if value >= 0:
+            return value * scale
+    return 0.0
 
 
 def _error_message(exc: Any) -> str:

@@ -156,6 +156,9 @@ class PostgresRunStore:
                         self._conn = None
                     if not broken or attempt == 2 or not retry_safe:
                         raise StoreUnavailable() from exc
+                except psycopg.Error as exc:
+                    # Statements are single and atomic: a failure left nothing half-written.
+                    raise StoreUnavailable("Database error, nothing was changed; try again") from exc
             raise AssertionError("unreachable")
 
     def create_run(self, state: RunState, *, lease_seconds: int, history_runs: int) -> list[dict[str, Any]]:
@@ -273,6 +276,15 @@ class PostgresRunStore:
         for row in rows[1:]:
             row.pop("total")
         return SessionPage(rows, total)
+
+    def stale_runs(self, *, limit: int) -> list[LoadedRun]:
+        """RUNNING runs whose lease has expired: their invocation died."""
+        query = (
+            "SELECT status, version, false AS lease_live, state FROM runs"
+            " WHERE status = 'RUNNING' AND lease_until < now() ORDER BY lease_until LIMIT %s"
+        )
+        rows = self._execute(lambda conn: conn.execute(query, (limit,)).fetchall())
+        return [LoadedRun(_state_of(row), False) for row in rows]
 
     def session_owner(self, session_id: str) -> dict[str, Any] | None:
         query = "SELECT session_id, agent_id, user_id FROM sessions WHERE session_id = %s"
