@@ -2,12 +2,17 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+
 from signoff import http, service
 from signoff.observability import logger, metrics, record_decisions, record_outcome, tracer
 from signoff.runtime import dependencies
 
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
+
+
+def _principal() -> service.Principal | None:
+    return http.principal(app.current_event.raw_event, dependencies().settings.jwt_groups_claim)
 
 
 @app.post("/agents/<agent_id>/runs/<run_id>/continue")
@@ -21,7 +26,7 @@ def continue_run(agent_id: str, run_id: str) -> Response:
         agent_id,
         run_id,
         request,
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
         deadline=http.deadline(app.lambda_context, settings.api_timeout_ms, settings.deadline_margin_ms),
     )
     record_decisions(result.state, {t["tool_call_id"] for t in request.tools or []})
@@ -41,7 +46,7 @@ def cancel_run(agent_id: str, run_id: str) -> Response:
         run_id,
         session_id=fields.get("session_id") or query.get("session_id"),
         user_id=fields.get("user_id") or query.get("user_id"),
-        principal=http.principal(event),
+        principal=_principal(),
     )
     record_outcome(result.state)
     return http.run_response(result, stream=False)

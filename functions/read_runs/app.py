@@ -2,12 +2,17 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+
 from signoff import http, service
 from signoff.observability import logger, metrics, tracer
 from signoff.runtime import dependencies
 
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
+
+
+def _principal() -> service.Principal | None:
+    return http.principal(app.current_event.raw_event, dependencies().settings.jwt_groups_claim)
 
 
 def _query() -> dict[str, str]:
@@ -21,7 +26,7 @@ def get_run(agent_id: str, run_id: str) -> Response:
         agent_id,
         run_id,
         session_id=_query().get("session_id"),
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
     )
     return http.json_response(http.run_object(state))
 
@@ -35,7 +40,7 @@ def list_runs(agent_id: str) -> Response:
         session_id=query.get("session_id"),
         user_id=query.get("user_id"),
         status=http.run_status(query.get("status")),
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
     )
     return http.json_response([http.run_object(state) for state in runs])
 
@@ -50,7 +55,7 @@ def list_sessions() -> Response:
         agent_id=query.get("component_id") or query.get("agent_id"),
         page=page,
         limit=limit,
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
     )
     return http.json_response(http.session_page(result, page, limit))
 
@@ -61,7 +66,7 @@ def session_runs(session_id: str) -> Response:
         dependencies(),
         session_id,
         user_id=_query().get("user_id"),
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
     )
     return http.json_response([http.run_object(state) for state in runs])
 

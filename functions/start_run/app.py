@@ -2,12 +2,17 @@
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+
 from signoff import http, service
 from signoff.observability import logger, metrics, record_outcome, tracer
 from signoff.runtime import dependencies
 
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
+
+
+def _principal() -> service.Principal | None:
+    return http.principal(app.current_event.raw_event, dependencies().settings.jwt_groups_claim)
 
 
 @app.post("/agents/<agent_id>/runs")
@@ -19,7 +24,7 @@ def start_run(agent_id: str) -> Response:
         deps,
         agent_id,
         request,
-        principal=http.principal(app.current_event.raw_event),
+        principal=_principal(),
         deadline=http.deadline(app.lambda_context, settings.api_timeout_ms, settings.deadline_margin_ms),
     )
     record_outcome(result.state, started=True)

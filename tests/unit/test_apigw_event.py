@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from signoff.local.apigw import FakeLambdaContext, event_body_bytes, http_api_event
 from signoff.local.invoke import fill_placeholders
 from signoff.local.template import load_template

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from signoff.local.standin import (
     StandinError,
     StandinModel,
