@@ -49,10 +49,12 @@ class Agent:
         object.__setattr__(self, "_tools_by_name", by_name)
 
     def tool(self, name: str) -> Tool | None:
+        """The agent's tool of that name, or ``None``."""
         return self._tools_by_name.get(name)
 
     @property
     def system_message(self) -> str:
+        """The system message: description, instructions as a list, the markdown request."""
         lines = [self.description] if self.description else []
         instructions = [self.instructions] if isinstance(self.instructions, str) else list(self.instructions)
         lines.extend(f"- {line}" for line in instructions)
@@ -62,6 +64,7 @@ class Agent:
 
     @property
     def tool_schemas(self) -> list[dict]:
+        """The tools as the Chat Completions API takes them."""
         return [t.openai_schema() for t in self.tools]
 
     @property

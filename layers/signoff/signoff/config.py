@@ -30,6 +30,7 @@ class Settings(BaseModel):
         model_max_retries: retries of a model request on 429, 5xx and timeouts.
         max_body_bytes: largest request body accepted (413 beyond).
         secrets_max_age_s: how long secrets fetched from Secrets Manager are cached.
+        jwt_groups_claim: the JWT claim that lists the caller's groups.
     """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -49,6 +50,7 @@ class Settings(BaseModel):
     model_max_retries: int = Field(3, ge=0, le=10, alias="SIGNOFF_MODEL_MAX_RETRIES")
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="SIGNOFF_MAX_BODY_BYTES")
     secrets_max_age_s: int = Field(300, ge=0, alias="SIGNOFF_SECRETS_MAX_AGE_S")
+    jwt_groups_claim: str = Field("cognito:groups", alias="SIGNOFF_JWT_GROUPS_CLAIM")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -19,6 +19,14 @@ class BadRequest(SignoffError):
     status_code = 400
 
 
+class Unauthorized(SignoffError):
+    status_code = 401
+
+
+class Forbidden(SignoffError):
+    status_code = 403
+
+
 class NotFound(SignoffError):
     status_code = 404
 
@@ -35,6 +43,10 @@ class RunNotFound(NotFound):
 
 class Conflict(SignoffError):
     status_code = 409
+
+
+class Gone(SignoffError):
+    status_code = 410
 
 
 class PayloadTooLarge(SignoffError):

@@ -114,14 +114,24 @@ def _call_model(state: RunState, ctx: RunContext) -> ModelResponse:
 
 def _record_turn(state: RunState, response: ModelResponse, ctx: RunContext) -> None:
     message: dict[str, Any] = {"role": "assistant", "content": response.content}
-    if response.tool_calls:
+    taken = {t.tool_call_id for t in state.tools}
+    calls = []
+    for request in response.tool_calls:
+        # Some OpenAI-compatible servers reuse ids across turns; ours must be unique per run.
+        call_id, n = request.id or "call", 1
+        while call_id in taken:
+            n += 1
+            call_id = f"{request.id}_{n}"
+        taken.add(call_id)
+        calls.append((call_id, request))
+    if calls:
         message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in response.tool_calls
+            {"id": call_id, "type": "function", "function": {"name": r.name, "arguments": r.arguments}}
+            for call_id, r in calls
         ]
     state.messages.append(message)
-    for request in response.tool_calls:
-        state.tools.append(_new_call(ctx.agent, request.id, request.name, json.loads(request.arguments)))
+    for call_id, request in calls:
+        state.tools.append(_new_call(ctx.agent, call_id, request.name, json.loads(request.arguments)))
 
 
 def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -> ToolCall:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -10,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signoff.agent import Agent, AgentCatalog
+from signoff.approvals import hash_token, issue_tokens
 from signoff.config import Settings
 from signoff.errors import (
     BadRequest,
     Conflict,
+    Gone,
     LeaseLost,
     NotFound,
     NotImplementedYet,
@@ -21,11 +24,16 @@ from signoff.errors import (
     SignoffError,
 )
 from signoff.models.base import Deadline, Model
+from signoff.queue import ResumeQueue, resume_message
 from signoff.runner import RunContext, Step, advance
 from signoff.state import REJECTED_MESSAGE, REJECTED_NOTE, RunState, ToolCall, args_digest, now_epoch
 from signoff.store.base import LoadedRun, RunEvent, RunStore, SessionPage
 from signoff.tools import ToolArgumentsInvalid
 
+log = logging.getLogger("signoff")
+
+EXPIRED_NOTE = "Approval expired"
+EXPIRED_MESSAGE = "Nobody decided on this tool call before its approval expired; the tool did not run."
 INTERRUPTED_NOTE = (
     "The invocation running this tool stopped before its result was saved; it may or may not have "
     "taken effect. Confirm to run it again, or reject."
@@ -40,6 +48,8 @@ class Dependencies:
     catalog: AgentCatalog
     model_for: Callable[[Agent], Model]
     settings: Settings
+    queue: ResumeQueue | None = None
+    notifier: Any = None  # signoff.notify.Notifier; built only where pauses are announced
 
 
 @dataclass
@@ -49,6 +59,7 @@ class StartInput:
     user_id: str | None = None
     stream: bool = False
     background: bool = False
+    public_url: str | None = None
 
 
 @dataclass
@@ -58,6 +69,7 @@ class ContinueInput:
     user_id: str | None = None
     stream: bool = False
     background: bool = False
+    public_url: str | None = None
 
 
 @dataclass
@@ -105,8 +117,7 @@ def start_run(
 ) -> RunResult:
     """Start a run: store the user's message, then run until it completes or pauses."""
     agent = deps.catalog.get(agent_id)
-    if request.background:
-        raise NotImplementedYet("background=true needs the resume queue, which this deployment lacks")
+    _check_background(deps, request.background)
     state = RunState(
         run_id=str(uuid.uuid4()),
         agent_id=agent.id,
@@ -114,14 +125,18 @@ def start_run(
         agent_version=agent.version,
         session_id=request.session_id or str(uuid.uuid4()),
         user_id=principal.user_id if principal else request.user_id,
-        status="RUNNING",
+        status="PENDING" if request.background else "RUNNING",
         input_content=request.message,
         messages=[{"role": "user", "content": request.message}],
         model=agent.model,
+        public_url=request.public_url,
     )
     history = deps.store.create_run(
         state, lease_seconds=deps.settings.lease_seconds, history_runs=_history_runs(agent, deps.settings)
     )
+    if request.background:
+        _enqueue(deps, state)
+        return RunResult(state, [])
     events = _Events(state)
     events("RunStarted", model=agent.model, model_provider=state.model_provider)
     _run(deps, agent, state, history, deadline, events, RunEvent("started", state.user_id, "api"))
@@ -140,8 +155,7 @@ def continue_run(
 ) -> RunResult:
     """Apply the decisions in ``request.tools`` to a paused run, then run it on."""
     agent = deps.catalog.get(agent_id)
-    if request.background:
-        raise NotImplementedYet("background=true needs the resume queue, which this deployment lacks")
+    _check_background(deps, request.background)
     loaded = _load_owned(
         deps,
         agent_id,
@@ -161,17 +175,241 @@ def continue_run(
         audit = _apply_decisions(agent, state, request.tools, actor=actor, channel=channel)
     else:  # ERROR, or RUNNING whose invocation died: resume from the last saved step
         audit = _recover_interrupted(agent, state)
-    audit.append(RunEvent("continued", actor, channel, {"from_status": state.status}))
-    state.status = "RUNNING"
-    state.error = None
+    if request.public_url:
+        state.public_url = request.public_url
+    if request.background:
+        audit.append(RunEvent("queued", actor, channel, {"from_status": state.status}))
+        state.status = "PENDING"
+        try:
+            deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
+        except LeaseLost:
+            raise Conflict(_conflict_detail(deps, run_id)) from None
+        _enqueue(deps, state)
+        return RunResult(state, [])
     try:
-        deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
+        return _claim_and_run(deps, agent, loaded, deadline, audit, actor=actor, channel=channel)
     except LeaseLost:
         raise Conflict(_conflict_detail(deps, run_id)) from None
+
+
+def resume_run(deps: Dependencies, run_id: str, *, deadline: Deadline) -> RunResult | None:
+    """Run a run that waits for nobody (the resume worker's job); ``None`` when there is nothing to do.
+
+    Safe under redelivery: a run that is not PENDING, not fully decided, or held by a live
+    invocation is left alone.
+    """
+    loaded = deps.store.load(run_id, history_runs=deps.settings.history_runs)
+    if loaded is None:
+        return None
+    state = loaded.state
+    waiting_for_nobody = (
+        state.status == "PENDING"
+        or (state.status == "RUNNING" and not loaded.lease_live)
+        or (state.status == "PAUSED" and not state.pending_tools)
+    )
+    if not waiting_for_nobody:
+        return None
+    agent = deps.catalog.get(state.agent_id)
+    audit = _recover_interrupted(agent, state) if state.status == "RUNNING" else []
+    try:
+        return _claim_and_run(deps, agent, loaded, deadline, audit, actor=None, channel="queue")
+    except LeaseLost:
+        return None  # another invocation claimed it first
+
+
+def _claim_and_run(
+    deps: Dependencies,
+    agent: Agent,
+    loaded: LoadedRun,
+    deadline: Deadline,
+    audit: list[RunEvent],
+    *,
+    actor: str | None,
+    channel: str,
+) -> RunResult:
+    """Claim the run (a save conditional on the version read) and only then run anything."""
+    state = loaded.state
+    audit.append(RunEvent("continued", actor, channel, {"from_status": state.status}))
+    for call in state.open_turn():
+        if call.state == "approved":
+            call.state = "executing"  # saved by the claim itself: no extra round trip
+    state.status = "RUNNING"
+    state.error = None
+    deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
     events = _Events(state)
     events("RunContinued")
     _run(deps, agent, state, loaded.history, deadline, events, None)
     return RunResult(state, events.items)
+
+
+@dataclass
+class DecisionOutcome:
+    """A decision recorded from outside the API: the run, and whether it was queued to resume."""
+
+    state: RunState
+    call: ToolCall
+    resumed: bool
+
+
+def decide(
+    deps: Dependencies,
+    *,
+    run_id: str,
+    tool_call_id: str,
+    approve: bool,
+    note: str | None,
+    approver: str | None,
+    channel: str,
+    agent_id: str | None = None,
+) -> DecisionOutcome:
+    """Record one decision (webhook, Slack, approval link); queue the resume once all are decided."""
+    loaded = deps.store.load(run_id)
+    if loaded is None or (agent_id and loaded.state.agent_id != agent_id):
+        raise RunNotFound(run_id)
+    state = loaded.state
+    call = state.tool(tool_call_id)
+    if call is None:
+        raise NotFound(f"No tool call {tool_call_id} in run {run_id}")
+    _check_decidable(state, call)
+    if call.requirement != "confirmation":
+        raise BadRequest(f"tool call {tool_call_id} needs {call.requirement}; answer it with a continue")
+    agent = deps.catalog.get(state.agent_id)
+    plan = _decision_plan(agent, call, {"confirmed": approve, "confirmation_note": note})
+    audit = _record(state, [(call, plan)], actor=approver, channel=channel)
+    try:
+        deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
+    except LeaseLost:
+        raise Conflict("tool call was already decided") from None
+    resumed = not state.pending_tools
+    if resumed:
+        _enqueue(deps, state)
+    return DecisionOutcome(state, call, resumed)
+
+
+@dataclass
+class ApprovalView:
+    """What an approval link shows: the call, the decision the link makes, and whether it still can."""
+
+    state: RunState
+    call: ToolCall
+    decision: str
+    expires_at: int
+    usable: bool
+    reason: str | None
+
+
+def approval_by_token(deps: Dependencies, token: str) -> ApprovalView:
+    """Look an approval link up. Unknown tokens are 404; used or expired ones say so."""
+    row = deps.store.approval_token(hash_token(token))
+    if row is None:
+        raise NotFound("This approval link is not valid")
+    loaded = deps.store.load(row["run_id"])
+    call = loaded.state.tool(row["tool_call_id"]) if loaded else None
+    if loaded is None or call is None:
+        raise NotFound("This approval link is not valid")
+    reason = None
+    if row["used_at"] is not None or not call.pending:
+        reason = "already_used"
+    elif row["expires_at"] <= time.time():
+        reason = "expired"
+    return ApprovalView(loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason)
+
+
+def decide_by_token(deps: Dependencies, token: str, *, note: str | None = None) -> DecisionOutcome:
+    """Apply the one decision an approval link carries. Single-use: a second use is 409."""
+    view = approval_by_token(deps, token)
+    if view.reason == "already_used":
+        raise Conflict("This approval link was already used")
+    if view.reason == "expired":
+        raise Gone("This approval link has expired")
+    return decide(
+        deps,
+        run_id=view.state.run_id,
+        tool_call_id=view.call.tool_call_id,
+        approve=view.decision == "approve",
+        note=note,
+        approver="approval-link",
+        channel="link",
+    )
+
+
+def renotify(deps: Dependencies, run_id: str) -> bool:
+    """Send a paused run's notifications again, with fresh links (the first send failed)."""
+    loaded = deps.store.load(run_id)
+    if loaded is None or loaded.state.status != "PAUSED" or not loaded.state.pending_tools:
+        return False
+    state = loaded.state
+    agent = deps.catalog.get(state.agent_id)
+    issued = issue_tokens(state, agent, now=now_epoch(), fresh_only=False)
+    deps.store.save(
+        state, lease_seconds=0, tokens=issued.rows, events=[RunEvent("renotified", None, "queue")]
+    )
+    if deps.notifier is not None:
+        deps.notifier.run_paused(state, issued.links)
+    return True
+
+
+def expire_pauses(deps: Dependencies, *, limit: int = 100) -> list[str]:
+    """Fail closed on every pause past its expiry: the tool does not run, the model is told."""
+    expired = []
+    for run_id in deps.store.runs_with_expired_calls(limit=limit):
+        loaded = deps.store.load(run_id)
+        if loaded is None or loaded.state.status != "PAUSED":
+            continue
+        state = loaded.state
+        now = now_epoch()
+        calls = [c for c in state.pending_tools if c.expires_at is not None and c.expires_at <= now]
+        for call in calls:
+            call.state = "expired"
+            call.confirmed = False
+            call.tool_call_error = True
+            call.requires_confirmation = False if call.requires_confirmation else None
+            call.confirmation_note = EXPIRED_NOTE
+            call.model_message = EXPIRED_MESSAGE
+            call.decided_at, call.decision_channel = now, "expiry"
+        audit = [RunEvent("expired", None, "expiry", {"tool_call_id": c.tool_call_id}) for c in calls]
+        try:
+            deps.store.save(state, lease_seconds=0, events=audit)
+        except LeaseLost:
+            continue
+        expired.append(run_id)
+        if not state.pending_tools:
+            _enqueue(deps, state)
+    return expired
+
+
+def requeue_stranded(deps: Dependencies, *, older_than_s: int = 60, limit: int = 100) -> list[str]:
+    """Queue again the runs a lost queue message would strand: PENDING, or PAUSED and fully decided."""
+    if deps.queue is None:
+        return []
+    stranded = deps.store.stranded_runs(older_than_s=older_than_s, limit=limit)
+    for run_id, agent_id in stranded:
+        deps.queue.send(resume_message(run_id, agent_id))
+    return [run_id for run_id, _ in stranded]
+
+
+def _check_background(deps: Dependencies, background: bool) -> None:
+    if background and deps.queue is None:
+        raise NotImplementedYet("background=true needs the resume queue (SIGNOFF_QUEUE_URL is not set)")
+
+
+def _enqueue(deps: Dependencies, state: RunState) -> None:
+    """Hand the run to the resume worker. A lost message is re-sent by the sweep."""
+    if deps.queue is None:
+        return
+    try:
+        deps.queue.send(resume_message(state.run_id, state.agent_id))
+    except Exception:
+        log.exception("could not enqueue run %s; the sweep will re-send it", state.run_id)
+
+
+def _check_decidable(state: RunState, call: ToolCall) -> None:
+    if state.status in ("CANCELLED", "COMPLETED"):
+        raise Conflict(f"run is already {state.status.lower()}")
+    if not call.pending:
+        raise Conflict("tool call was already decided")
+    if call.expires_at is not None and call.expires_at <= now_epoch():
+        raise Gone("the approval for this tool call has expired")
 
 
 def cancel_run(
@@ -347,6 +585,13 @@ def _apply_decisions(
             raise BadRequest(f"tool_call_id {call_id} is not a paused tool call of this run")
         _check_echo(call, decision)
         plans.append((call, _decision_plan(agent, call, decision)))
+    return _record(state, plans, actor=actor, channel=channel)
+
+
+def _record(
+    state: RunState, plans: list[tuple[ToolCall, dict[str, Any]]], *, actor: str | None, channel: str
+) -> list[RunEvent]:
+    """Apply validated decision plans to their calls; return the audit events."""
     now = now_epoch()
     audit = []
     for call, plan in plans:
@@ -361,7 +606,7 @@ def _apply_decisions(
                 {
                     "tool_call_id": call.tool_call_id,
                     "tool_name": call.tool_name,
-                    "decision": "approved" if call.state in ("executing", "succeeded") else call.state,
+                    "decision": "approved" if call.state in ("approved", "succeeded") else call.state,
                     "note": call.confirmation_note,
                     "args_digest": call.args_digest,
                 },
@@ -436,7 +681,7 @@ def _decision_plan(agent: Agent, call: ToolCall, decision: dict[str, Any]) -> di
         return _user_input_plan(tool, call, decision)
     if call.requirement == "confirmation" and confirmed:
         return {
-            "state": "executing",
+            "state": "approved",
             "confirmed": True,
             "requires_confirmation": False,
             "confirmation_note": note,
@@ -470,7 +715,7 @@ def _user_input_plan(tool: Any, call: ToolCall, decision: dict[str, Any]) -> dic
     except ToolArgumentsInvalid as exc:
         raise BadRequest(str(exc)) from None
     return {
-        "state": "executing",
+        "state": "approved",
         "tool_args": args,
         "args_digest": args_digest(call.tool_name, args),
         "user_input_schema": schema,
@@ -499,6 +744,7 @@ def _recover_interrupted(agent: Agent, state: RunState) -> list[RunEvent]:
         call.requirement = "confirmation"
         call.requires_confirmation, call.confirmed = True, None
         call.confirmation_note = INTERRUPTED_NOTE
+        call.expires_at = None  # a fresh approval window, and fresh links
         audit.append(RunEvent("outcome_unknown", None, "recovery", {"tool_call_id": call.tool_call_id}))
     return audit
 
@@ -517,7 +763,7 @@ def _run(
     started = time.perf_counter()
 
     def checkpoint(current: RunState) -> None:
-        deps.store.save(current, lease_seconds=lease, approval_ttl_seconds=agent.approval_ttl_seconds)
+        deps.store.save(current, lease_seconds=lease)
 
     context = RunContext(
         agent=agent,
@@ -554,9 +800,30 @@ def _final_save(
     state.updated_at = now_epoch()
     audit = [first_event] if first_event else []
     audit.append(RunEvent(step.value, None, None, {"status": state.status}))
+    issued = issue_tokens(state, agent, now=state.updated_at) if step is Step.PAUSED else None
     deps.store.save(
         state,
         lease_seconds=0 if step is Step.HANDED_OFF else deps.settings.lease_seconds,
         events=audit,
-        approval_ttl_seconds=agent.approval_ttl_seconds,
+        tokens=issued.rows if issued else [],
     )
+    # Only now, with the pause committed, tell anyone about it.
+    if issued is not None and issued.fresh:
+        _announce(deps, state, issued.links)
+    if step is Step.HANDED_OFF:
+        _enqueue(deps, state)
+
+
+def _announce(deps: Dependencies, state: RunState, links: dict[str, dict[str, str]]) -> None:
+    """Notify about a pause. A failure never touches the saved pause; the queue retries it."""
+    if deps.notifier is None:
+        return
+    try:
+        deps.notifier.run_paused(state, links)
+    except Exception:
+        log.warning("pause notification failed for run %s; retrying via the queue", state.run_id)
+        if deps.queue is not None:
+            try:
+                deps.queue.send(resume_message(state.run_id, state.agent_id, kind="notify"))
+            except Exception:
+                log.exception("could not enqueue the notification retry for run %s", state.run_id)

@@ -104,6 +104,8 @@ class ToolCall(BaseModel):
     decided_at: int | None = None
     decision_channel: str | None = None
     decision_digest: str | None = None
+    # Epoch seconds after which an undecided call expires (fail closed).
+    expires_at: int | None = None
     # What the model is told about this call, once it is resolved.
     model_message: str | None = None
 
@@ -155,6 +157,8 @@ class RunState(BaseModel):
     content: str | None = None
     model: str
     model_provider: str = "OpenAI"
+    # Base URL of the API as the client reached it, for approval links sent later by workers.
+    public_url: str | None = None
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     error: str | None = None
 

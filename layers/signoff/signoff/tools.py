@@ -51,6 +51,7 @@ class Tool:
     idempotent: bool = False
     stop_after_tool_call: bool = False
     approvers: tuple[str, ...] = ()
+    approval_ttl_seconds: int | None = None
     schema_hash: str = field(default="", compare=False)
 
     @property
@@ -106,6 +107,7 @@ def tool(
     idempotent: bool = False,
     stop_after_tool_call: bool = False,
     approvers: Sequence[str] = (),
+    approval_ttl_seconds: int | None = None,
 ) -> Any:
     """Turn a function into a :class:`Tool`; usable bare (``@tool``) or with options.
 
@@ -124,6 +126,8 @@ def tool(
             may be re-run on recovery instead of asking a human again.
         stop_after_tool_call: end the run with the tool's result instead of calling the model again.
         approvers: groups or user ids allowed to decide on this tool's calls (empty: the run's owner).
+        approval_ttl_seconds: how long a call waits for a decision before it expires; defaults to
+            the agent's ``approval_ttl_seconds``.
 
     Returns:
         The :class:`Tool`, or a decorator producing it.
@@ -151,6 +155,7 @@ def tool(
             idempotent=idempotent,
             stop_after_tool_call=stop_after_tool_call,
             approvers=tuple(approvers),
+            approval_ttl_seconds=approval_ttl_seconds,
         )
         digest = hashlib.sha256(
             json.dumps([built.openai_schema(), built.requirement], sort_keys=True).encode()

@@ -42,7 +42,14 @@ class RunStore(Protocol):
 
     def load(self, run_id: str, *, history_runs: int = 0) -> LoadedRun | None: ...
 
-    def save(self, state: RunState, *, lease_seconds: int, events: list[RunEvent] = ()) -> None:  # type: ignore[assignment]
+    def save(
+        self,
+        state: RunState,
+        *,
+        lease_seconds: int,
+        events: list[RunEvent] = (),  # type: ignore[assignment]
+        tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    ) -> None:
         """Write the state if its version is still the stored one; bump the version.
 
         Raises:
@@ -59,5 +66,13 @@ class RunStore(Protocol):
     ) -> SessionPage: ...
 
     def stale_runs(self, *, limit: int) -> list[LoadedRun]: ...
+
+    def approval_token(self, token_hash: str) -> dict[str, Any] | None: ...
+
+    def record_delivery(self, delivery_id: str, channel: str) -> bool: ...
+
+    def runs_with_expired_calls(self, *, limit: int) -> list[str]: ...
+
+    def stranded_runs(self, *, older_than_s: int, limit: int) -> list[tuple[str, str]]: ...
 
     def run_events(self, run_id: str) -> list[dict[str, Any]]: ...

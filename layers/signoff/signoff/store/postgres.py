@@ -53,20 +53,31 @@ WITH updated AS (
         decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at)
     SELECT updated.run_id, c.tool_call_id, c.tool_name, c.args, c.args_digest, c.requirement, c.state,
         c.decided_by, to_timestamp(c.decided_at), c.decision_channel, c.decision_digest, c.note, c.result,
-        CASE WHEN c.state = 'awaiting_decision' THEN now() + make_interval(secs => %(ttl)s) END
+        to_timestamp(c.expires_at)
     FROM updated, jsonb_to_recordset(%(calls)s) AS c(
         tool_call_id text, tool_name text, args jsonb, args_digest text, requirement text, state text,
         decided_by text, decided_at bigint, decision_channel text, decision_digest text, note text,
-        result text)
+        result text, expires_at bigint)
     ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
         args = EXCLUDED.args, args_digest = EXCLUDED.args_digest, state = EXCLUDED.state,
         decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
         decision_channel = EXCLUDED.decision_channel, decision_digest = EXCLUDED.decision_digest,
         note = EXCLUDED.note, result = EXCLUDED.result,
-        expires_at = CASE WHEN EXCLUDED.state = 'awaiting_decision' THEN t.expires_at END,
+        expires_at = EXCLUDED.expires_at,
         updated_at = now()
-    WHERE (t.state, t.result, t.decided_at, t.args_digest)
-        IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest)
+    WHERE (t.state, t.result, t.decided_at, t.args_digest, t.expires_at)
+        IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest,
+                          EXCLUDED.expires_at)
+), tokens AS (
+    INSERT INTO approval_tokens (token_hash, run_id, tool_call_id, decision, expires_at)
+    SELECT k.token_hash, updated.run_id, k.tool_call_id, k.decision, to_timestamp(k.expires_at)
+    FROM updated, jsonb_to_recordset(%(tokens)s)
+        AS k(token_hash text, tool_call_id text, decision text, expires_at bigint)
+), used AS (
+    UPDATE approval_tokens SET used_at = now()
+    FROM updated
+    WHERE approval_tokens.run_id = updated.run_id AND approval_tokens.used_at IS NULL
+      AND approval_tokens.tool_call_id = ANY (%(closed_calls)s::text[])
 ), ev AS (
     INSERT INTO run_events (run_id, kind, actor, channel, detail)
     SELECT updated.run_id, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)
@@ -191,8 +202,16 @@ class PostgresRunStore:
         *,
         lease_seconds: int,
         events: list[RunEvent] = (),  # type: ignore[assignment]
-        approval_ttl_seconds: int = 86400,
+        tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> None:
+        """Write the state if its stored version is still ``state.version``; bump the version.
+
+        One statement: the run row, its tool call rows, new approval tokens, the tokens of calls
+        no longer awaiting a decision marked used (links are single-use), and audit events.
+
+        Raises:
+            LeaseLost: the run changed since it was loaded (another invocation claimed it).
+        """
         write_id = uuid.uuid4().hex
         document = state.model_dump(mode="json")
         document["write_id"] = write_id
@@ -210,6 +229,7 @@ class PostgresRunStore:
                 "decision_digest": t.decision_digest,
                 "note": t.confirmation_note,
                 "result": t.result,
+                "expires_at": t.expires_at,
             }
             for t in state.tools
         ]
@@ -218,7 +238,8 @@ class PostgresRunStore:
             "version": state.version,
             "status": state.status,
             "lease": lease_seconds,
-            "ttl": approval_ttl_seconds,
+            "tokens": Jsonb(list(tokens), dumps=_dumps),
+            "closed_calls": [t.tool_call_id for t in state.tools if t.state != "awaiting_decision"],
             "state": Jsonb(document, dumps=_dumps),
             "calls": Jsonb(calls, dumps=_dumps),
             "events": Jsonb([e.__dict__ for e in events], dumps=_dumps),
@@ -285,6 +306,45 @@ class PostgresRunStore:
         )
         rows = self._execute(lambda conn: conn.execute(query, (limit,)).fetchall())
         return [LoadedRun(_state_of(row), False) for row in rows]
+
+    def approval_token(self, token_hash: str) -> dict[str, Any] | None:
+        query = (
+            "SELECT run_id, tool_call_id, decision, extract(epoch FROM expires_at) AS expires_at, used_at"
+            " FROM approval_tokens WHERE token_hash = %s"
+        )
+        return self._execute(lambda conn: conn.execute(query, (token_hash,)).fetchone())
+
+    def record_delivery(self, delivery_id: str, channel: str) -> bool:
+        """Remember a webhook delivery id; ``False`` when it was seen before (a replay)."""
+        query = (
+            "INSERT INTO webhook_deliveries (delivery_id, channel) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING delivery_id"
+        )
+        return self._execute(lambda conn: conn.execute(query, (delivery_id, channel)).fetchone()) is not None
+
+    def runs_with_expired_calls(self, *, limit: int) -> list[str]:
+        query = (
+            "SELECT DISTINCT t.run_id FROM tool_calls t JOIN runs r USING (run_id)"
+            " WHERE t.state = 'awaiting_decision' AND t.expires_at <= now() AND r.status = 'PAUSED'"
+            " LIMIT %s"
+        )
+        return [row["run_id"] for row in self._execute(lambda conn: conn.execute(query, (limit,)).fetchall())]
+
+    def stranded_runs(self, *, older_than_s: int, limit: int) -> list[tuple[str, str]]:
+        """Runs that wait for the queue but may have lost their message."""
+        query = """
+            SELECT r.run_id, r.agent_id FROM runs r
+            WHERE r.updated_at < now() - make_interval(secs => %(age)s)
+              AND (r.status = 'PENDING'
+                   OR (r.status = 'PAUSED' AND NOT EXISTS (
+                        SELECT 1 FROM tool_calls t
+                        WHERE t.run_id = r.run_id AND t.state = 'awaiting_decision')))
+            ORDER BY r.updated_at LIMIT %(limit)s
+        """
+        rows = self._execute(
+            lambda conn: conn.execute(query, {"age": older_than_s, "limit": limit}).fetchall()
+        )
+        return [(row["run_id"], row["agent_id"]) for row in rows]
 
     def session_owner(self, session_id: str) -> dict[str, Any] | None:
         query = "SELECT session_id, agent_id, user_id FROM sessions WHERE session_id = %s"

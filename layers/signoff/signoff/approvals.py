@@ -1,0 +1,117 @@
+"""Approval tokens and links, and the signatures that authenticate decisions from outside."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from signoff.agent import Agent
+from signoff.errors import Unauthorized
+from signoff.state import RunState
+
+SIGNATURE_HEADER = "signoff-signature"
+SIGNATURE_TOLERANCE_S = 300
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored only as this digest; the plain token exists in the link alone."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class IssuedLinks:
+    """Approval tokens minted at a pause: rows for the store, plain links for the notification."""
+
+    rows: list[dict[str, Any]]
+    links: dict[str, dict[str, str]]
+    fresh: list[str]  # the calls that started waiting now
+
+
+def issue_tokens(state: RunState, agent: Agent, *, now: int, fresh_only: bool = True) -> IssuedLinks:
+    """Give every pending confirmation call an approve and a reject link, each single-use.
+
+    A call's expiry is set once, when it first waits; ``fresh_only=False`` mints new links for
+    calls that already wait (a notification re-sent from the queue) without moving the expiry.
+    """
+    rows: list[dict[str, Any]] = []
+    links: dict[str, dict[str, str]] = {}
+    fresh: list[str] = []
+    base = (state.public_url or "").rstrip("/")
+    for call in state.pending_tools:
+        if call.expires_at is None:
+            tool = agent.tool(call.tool_name)
+            ttl = (tool.approval_ttl_seconds if tool else None) or agent.approval_ttl_seconds
+            call.expires_at = now + ttl
+            fresh.append(call.tool_call_id)
+        elif fresh_only:
+            continue
+        if call.requirement != "confirmation":
+            continue
+        links[call.tool_call_id] = {}
+        for decision in ("approve", "reject"):
+            token = secrets.token_urlsafe(32)
+            rows.append(
+                {
+                    "token_hash": hash_token(token),
+                    "tool_call_id": call.tool_call_id,
+                    "decision": decision,
+                    "expires_at": call.expires_at,
+                }
+            )
+            links[call.tool_call_id][decision] = f"{base}/approvals/{token}"
+    return IssuedLinks(rows, links, fresh)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Signoff-Signature`` header value for a body: ``t=<unix>,v1=<hex HMAC-SHA256>``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now: float | None = None) -> int:
+    """Check a ``Signoff-Signature`` header; return its timestamp.
+
+    Raises:
+        Unauthorized: missing, malformed, wrong, or older than five minutes.
+    """
+    pairs = [item.strip().split("=", 1) for item in header.split(",") if "=" in item]
+    parts = dict(pairs)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        raise Unauthorized("missing or malformed signature") from None
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > SIGNATURE_TOLERANCE_S:
+        raise Unauthorized("signature timestamp is outside the 5 minute window")
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    candidates = [
+        v for k, v in (item.split("=", 1) for item in header.split(",") if "=" in item) if k == "v1"
+    ]
+    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+        raise Unauthorized("invalid signature")
+    return timestamp
+
+
+def verify_slack(
+    signing_secret: str, timestamp: str, signature: str, body: bytes, *, now: float | None = None
+) -> None:
+    """Check Slack's ``X-Slack-Signature`` (v0) over ``v0:<timestamp>:<body>``.
+
+    Raises:
+        Unauthorized: missing, stale (over five minutes) or wrong.
+    """
+    try:
+        sent = int(timestamp)
+    except (TypeError, ValueError):
+        raise Unauthorized("missing Slack timestamp") from None
+    now = time.time() if now is None else now
+    if abs(now - sent) > SIGNATURE_TOLERANCE_S:
+        raise Unauthorized("Slack request timestamp is outside the 5 minute window")
+    base = f"v0:{sent}:".encode() + body
+    expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(expected, signature):
+        raise Unauthorized("invalid Slack signature")
