@@ -20,7 +20,7 @@ def continue_run(agent_id: str, run_id: str) -> Response:
     deps = dependencies()
     settings = deps.settings
     logger.append_keys(agent_id=agent_id, run_id=run_id)
-    request = http.continue_input(app.current_event.raw_event, settings.max_body_bytes)
+    request = http.continue_input(app.current_event.raw_event, settings.max_body_bytes, settings.public_url)
     result = service.continue_run(
         deps,
         agent_id,

@@ -19,7 +19,7 @@ def _principal() -> service.Principal | None:
 def start_run(agent_id: str) -> Response:
     deps = dependencies()
     settings = deps.settings
-    request = http.start_input(app.current_event.raw_event, settings.max_body_bytes)
+    request = http.start_input(app.current_event.raw_event, settings.max_body_bytes, settings.public_url)
     result = service.start_run(
         deps,
         agent_id,

@@ -115,3 +115,109 @@ def verify_slack(
     expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
     if not signature or not hmac.compare_digest(expected, signature):
         raise Unauthorized("invalid Slack signature")
+
+
+@dataclass
+class ExternalDecision:
+    """One decision as a webhook or Slack delivers it, validated."""
+
+    delivery_id: str
+    approve: bool
+    approver: str
+    note: str | None = None
+    token: str | None = None
+    run_id: str | None = None
+    tool_call_id: str | None = None
+
+
+_DECISIONS = {"approve": True, "approved": True, "reject": False, "rejected": False}
+
+
+def _field_error(name: str, msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": ["body", name], "msg": msg, "type": kind}
+
+
+def parse_webhook_body(body: bytes) -> ExternalDecision:
+    """Validate ``/approvals/webhook``'s JSON body.
+
+    ``{"event_id", "decision": "approve"|"reject", "approver", "note"?, and either "token" or
+    "run_id" + "tool_call_id"}``.
+
+    Raises:
+        ValidationFailed: with one entry per problem.
+    """
+    import json
+
+    from signoff.errors import ValidationFailed
+
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationFailed([_field_error("body", "JSON decode error", "json_invalid")]) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed([_field_error("body", "Input should be a valid dictionary", "dict_type")])
+    errors = []
+
+    def text(name: str, required: bool, limit: int = 512) -> str | None:
+        value = data.get(name)
+        if value is None or value == "":
+            if required:
+                errors.append(_field_error(name, "Field required", "missing"))
+            return None
+        if not isinstance(value, str) or len(value) > limit:
+            errors.append(
+                _field_error(name, f"Input should be a string of at most {limit} characters", "string_type")
+            )
+            return None
+        return value
+
+    event_id = text("event_id", True, 200)
+    approver = text("approver", True, 200)
+    note = text("note", False, 2000)
+    token = text("token", False)
+    run_id = text("run_id", False, 200)
+    tool_call_id = text("tool_call_id", False, 200)
+    decision = data.get("decision")
+    if not isinstance(decision, str) or decision.lower() not in _DECISIONS:
+        errors.append(_field_error("decision", "Input should be 'approve' or 'reject'", "enum"))
+    if not token and not (run_id and tool_call_id):
+        errors.append(_field_error("token", "Give token, or run_id and tool_call_id", "missing"))
+    if errors:
+        raise ValidationFailed(errors)
+    return ExternalDecision(
+        delivery_id=f"webhook:{event_id}",
+        approve=_DECISIONS[str(decision).lower()],
+        approver=approver or "",
+        note=note,
+        token=token,
+        run_id=run_id,
+        tool_call_id=tool_call_id,
+    )
+
+
+def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
+    """Validate a Slack ``block_actions`` interaction; return the decision and its response_url.
+
+    Raises:
+        BadRequest: not a Signoff button press.
+    """
+    import json
+    from urllib.parse import parse_qs
+
+    from signoff.errors import BadRequest
+
+    try:
+        payload = json.loads(parse_qs(body.decode())["payload"][0])
+        action = payload["actions"][0]
+        target = json.loads(action["value"])
+        user = payload.get("user") or {}
+        decision = ExternalDecision(
+            delivery_id=f"slack:{action.get('action_ts') or payload.get('trigger_id')}:{user.get('id')}",
+            approve={"approve": True, "reject": False}[action["action_id"]],
+            approver=f"slack:{user.get('username') or user.get('name') or user.get('id')}",
+            run_id=str(target["run_id"]),
+            tool_call_id=str(target["tool_call_id"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError):
+        raise BadRequest("not a Signoff approval action") from None
+    return decision, payload.get("response_url")

@@ -31,6 +31,15 @@ class Settings(BaseModel):
         max_body_bytes: largest request body accepted (413 beyond).
         secrets_max_age_s: how long secrets fetched from Secrets Manager are cached.
         jwt_groups_claim: the JWT claim that lists the caller's groups.
+        public_url: the API's public base URL for approval links; by default the URL the client
+            used (custom domains want it set).
+        queue_url: the SQS resume queue; empty disables background runs and async resumes.
+        event_bus: EventBridge bus that receives ``RunPaused`` events; empty: none.
+        notify_url: a URL that receives a signed JSON ``RunPaused`` notification; empty: none.
+        webhook_secret: HMAC secret of ``/approvals/webhook`` and of outgoing notifications
+            (local); in AWS ``webhook_secret_arn`` names the Secrets Manager secret.
+        slack_signing_secret: Slack's signing secret (local); in AWS ``slack_signing_secret_arn``.
+        slack_webhook_url: Slack incoming-webhook URL for pause messages with buttons.
     """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -51,6 +60,15 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="SIGNOFF_MAX_BODY_BYTES")
     secrets_max_age_s: int = Field(300, ge=0, alias="SIGNOFF_SECRETS_MAX_AGE_S")
     jwt_groups_claim: str = Field("cognito:groups", alias="SIGNOFF_JWT_GROUPS_CLAIM")
+    public_url: str = Field("", alias="SIGNOFF_PUBLIC_URL")
+    queue_url: str = Field("", alias="SIGNOFF_QUEUE_URL")
+    event_bus: str = Field("", alias="SIGNOFF_EVENT_BUS")
+    notify_url: str = Field("", alias="SIGNOFF_NOTIFY_URL")
+    webhook_secret: str = Field("", alias="SIGNOFF_WEBHOOK_SECRET")
+    webhook_secret_arn: str = Field("", alias="SIGNOFF_WEBHOOK_SECRET_ARN")
+    slack_signing_secret: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET")
+    slack_signing_secret_arn: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET_ARN")
+    slack_webhook_url: str = Field("", alias="SIGNOFF_SLACK_WEBHOOK_URL")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -152,7 +152,7 @@ def _flag(fields: dict[str, Any], name: str, errors: list[dict[str, Any]]) -> bo
     return False
 
 
-def start_input(event: Mapping[str, Any], max_bytes: int) -> StartInput:
+def start_input(event: Mapping[str, Any], max_bytes: int, configured_url: str = "") -> StartInput:
     fields = parse_fields(event, max_bytes)
     errors: list[dict[str, Any]] = []
     message = _text(fields, "message", errors, required=True)
@@ -162,10 +162,12 @@ def start_input(event: Mapping[str, Any], max_bytes: int) -> StartInput:
     background = _flag(fields, "background", errors)
     if errors:
         raise ValidationFailed(errors)
-    return StartInput(message or "", session_id, user_id, stream, background)
+    return StartInput(
+        message or "", session_id, user_id, stream, background, public_url(event, configured_url)
+    )
 
 
-def continue_input(event: Mapping[str, Any], max_bytes: int) -> ContinueInput:
+def continue_input(event: Mapping[str, Any], max_bytes: int, configured_url: str = "") -> ContinueInput:
     fields = parse_fields(event, max_bytes)
     errors: list[dict[str, Any]] = []
     session_id = _text(fields, "session_id", errors)
@@ -177,7 +179,7 @@ def continue_input(event: Mapping[str, Any], max_bytes: int) -> ContinueInput:
     tools = _tools(fields.get("tools"))
     if not session_id:
         raise BadRequest("session_id is required for this action")
-    return ContinueInput(session_id, tools, user_id, stream, background)
+    return ContinueInput(session_id, tools, user_id, stream, background, public_url(event, configured_url))
 
 
 def _tools(raw: Any) -> list[dict[str, Any]] | None:
@@ -218,6 +220,25 @@ def deadline(context: Any, api_timeout_ms: int, margin_ms: int) -> Deadline:
         return min(api_left, lambda_left)
 
     return Deadline(remaining, margin_ms)
+
+
+def public_url(event: Mapping[str, Any], configured: str = "") -> str:
+    """The API's base URL as the client reached it (for approval links); the setting wins."""
+    if configured:
+        return configured.rstrip("/")
+    context = event.get("requestContext") or {}
+    domain = context.get("domainName") or _header(event, "host")
+    if not domain:
+        return ""
+    scheme = (_header(event, "x-forwarded-proto") or "https").split(",")[0].strip()
+    stage = context.get("stage")
+    prefix = f"/{stage}" if stage and stage != "$default" else ""
+    return f"{scheme}://{domain}{prefix}"
+
+
+def accepted(state: RunState) -> Response:
+    """202 for a run handed to the resume queue (``background=true``)."""
+    return _json(202, {"run_id": state.run_id, "session_id": state.session_id, "status": "PENDING"})
 
 
 def run_object(state: RunState) -> dict[str, Any]:
@@ -272,6 +293,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def run_response(result: RunResult, *, stream: bool) -> Response:
     """The run as JSON, or as a buffered ``text/event-stream`` when the client asked to stream."""
+    if result.state.status == "PENDING":
+        return accepted(result.state)
     if not stream:
         # 202: out of time, the run was saved RUNNING and is finished by a later invocation.
         return _json(202 if result.state.status == "RUNNING" else 200, run_object(result.state))
@@ -361,3 +384,51 @@ def openapi_document() -> dict[str, Any]:
     from signoff.openapi import document
 
     return document()
+
+
+_HTML_HEADERS = {
+    # The link's token is the credential: keep it out of caches and Referer headers, and the page
+    # out of frames; no script may run.
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'",
+}
+
+
+def html_response(html: str, status: int = 200) -> Response:
+    from aws_lambda_powertools.event_handler import Response
+
+    return Response(
+        status_code=status, content_type="text/html; charset=utf-8", body=html, headers=dict(_HTML_HEADERS)
+    )
+
+
+def decision_object(outcome: Any) -> dict[str, Any]:
+    """What a webhook caller learns: the decision recorded and whether the run resumes now."""
+    call = outcome.call
+    return {
+        "run_id": outcome.state.run_id,
+        "tool_call_id": call.tool_call_id,
+        "tool_name": call.tool_name,
+        "decision": "approved" if call.state == "approved" else call.state,
+        "decided_by": call.decided_by,
+        "run_status": outcome.state.status,
+        "pending": [t.tool_call_id for t in outcome.state.pending_tools],
+        "resumed": outcome.resumed,
+    }
+
+
+def slack_decision_message(outcome: Any) -> dict[str, Any]:
+    """The message that replaces the buttons once someone decided."""
+    call = outcome.call
+    verb = "approved" if call.state == "approved" else "rejected"
+    icon = ":white_check_mark:" if verb == "approved" else ":no_entry_sign:"
+    text = f"{icon} `{call.tool_name}` {verb} by {call.decided_by}"
+    return {
+        "replace_original": True,
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+    }

@@ -167,3 +167,12 @@ class Notifier:
                 failures.append("slack")
         if failures:
             raise NotificationFailed(", ".join(failures))
+
+
+def update_slack_message(response_url: str, message: dict[str, Any]) -> bool:
+    """Replace the Slack message with the outcome (best effort: the decision is already saved)."""
+    try:
+        _post_json(response_url, message)
+    except Exception:
+        return False
+    return True

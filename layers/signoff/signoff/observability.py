@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from signoff.state import RunState
+from signoff.state import RunState, ToolCall
 
 logger = Logger(service="signoff")
 tracer = Tracer(service="signoff")
@@ -41,3 +41,12 @@ def record_decisions(state: RunState, decided_ids: set[str]) -> None:
         if call.tool_call_id in decided_ids and call.decided_at is not None:
             name = "ToolCallsRejected" if call.state == "rejected" else "ToolCallsConfirmed"
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def record_decision(call: ToolCall, channel: str) -> None:
+    logger.append_keys(tool_call_id=call.tool_call_id)
+    name = "ToolCallsRejected" if call.state == "rejected" else "ToolCallsConfirmed"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    logger.info(
+        "decision recorded", extra={"channel": channel, "decision": call.state, "tool": call.tool_name}
+    )

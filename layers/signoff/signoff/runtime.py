@@ -14,6 +14,8 @@ from signoff.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from signoff.agent import AgentCatalog
+    from signoff.notify import Notifier
+    from signoff.queue import ResumeQueue
     from signoff.service import Dependencies
     from signoff.store.postgres import PostgresRunStore
 
@@ -64,6 +66,51 @@ def openai_api_key(settings: Settings | None = None) -> str:
     return ""
 
 
+def webhook_secret(settings: Settings | None = None) -> str:
+    """The HMAC secret of signed webhooks, from the environment or Secrets Manager."""
+    settings = settings or get_settings()
+    if settings.webhook_secret:
+        return settings.webhook_secret
+    if settings.webhook_secret_arn:
+        return _secret(settings.webhook_secret_arn, settings).strip()
+    return ""
+
+
+def slack_signing_secret(settings: Settings | None = None) -> str:
+    """Slack's signing secret, from the environment or Secrets Manager."""
+    settings = settings or get_settings()
+    if settings.slack_signing_secret:
+        return settings.slack_signing_secret
+    if settings.slack_signing_secret_arn:
+        return _secret(settings.slack_signing_secret_arn, settings).strip()
+    return ""
+
+
+@lru_cache(maxsize=1)
+def get_queue() -> ResumeQueue | None:
+    """The resume queue, or ``None`` when ``SIGNOFF_QUEUE_URL`` is unset."""
+    from signoff.queue import SqsResumeQueue
+
+    url = get_settings().queue_url
+    return SqsResumeQueue(url) if url else None
+
+
+@lru_cache(maxsize=1)
+def get_notifier() -> Notifier | None:
+    """The pause notifier, or ``None`` when no channel is configured."""
+    settings = get_settings()
+    if not (settings.event_bus or settings.notify_url or settings.slack_webhook_url):
+        return None
+    from signoff.notify import Notifier
+
+    return Notifier(
+        event_bus=settings.event_bus,
+        webhook_url=settings.notify_url,
+        webhook_secret=webhook_secret(settings) if settings.notify_url else "",
+        slack_webhook_url=settings.slack_webhook_url,
+    )
+
+
 @lru_cache(maxsize=1)
 def get_store() -> PostgresRunStore:
     """One store (one connection, opened lazily) per warm container."""
@@ -104,4 +151,6 @@ def dependencies() -> Dependencies:
         catalog=get_catalog(),
         model_for=lambda agent: _model(agent.model),
         settings=get_settings(),
+        queue=get_queue(),
+        notifier=get_notifier(),
     )

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from signoff.agent import Agent, AgentCatalog
-from signoff.approvals import hash_token, issue_tokens
+from signoff.approvals import (
+    ExternalDecision,
+    hash_token,
+    issue_tokens,
+    parse_slack_payload,
+    parse_webhook_body,
+    verify_signature,
+    verify_slack,
+)
 from signoff.config import Settings
 from signoff.errors import (
     BadRequest,
@@ -261,8 +269,13 @@ def decide(
     approver: str | None,
     channel: str,
     agent_id: str | None = None,
+    delivery_id: str | None = None,
 ) -> DecisionOutcome:
-    """Record one decision (webhook, Slack, approval link); queue the resume once all are decided."""
+    """Record one decision (webhook, Slack, approval link); queue the resume once all are decided.
+
+    ``delivery_id`` is recorded in the same write as the decision, so a replayed delivery is
+    refused and a failed one can be retried.
+    """
     loaded = deps.store.load(run_id)
     if loaded is None or (agent_id and loaded.state.agent_id != agent_id):
         raise RunNotFound(run_id)
@@ -277,7 +290,7 @@ def decide(
     plan = _decision_plan(agent, call, {"confirmed": approve, "confirmation_note": note})
     audit = _record(state, [(call, plan)], actor=approver, channel=channel)
     try:
-        deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
+        deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit, delivery=delivery_id)
     except LeaseLost:
         raise Conflict("tool call was already decided") from None
     resumed = not state.pending_tools
@@ -330,6 +343,51 @@ def decide_by_token(deps: Dependencies, token: str, *, note: str | None = None) 
         note=note,
         approver="approval-link",
         channel="link",
+    )
+
+
+def receive_webhook(deps: Dependencies, body: bytes, signature: str, *, secret: str) -> DecisionOutcome:
+    """A signed decision from another system: verify, refuse replays, then decide."""
+    if not secret:
+        raise NotImplementedYet("webhook approvals are not configured (no webhook secret)")
+    verify_signature(secret, signature, body)
+    decision = parse_webhook_body(body)
+    return _decide_external(deps, decision, channel="webhook")
+
+
+def receive_slack(
+    deps: Dependencies, body: bytes, timestamp: str, signature: str, *, signing_secret: str
+) -> tuple[DecisionOutcome, str | None]:
+    """A Slack button press: verify Slack's signature, then decide. Returns the response_url too."""
+    if not signing_secret:
+        raise NotImplementedYet("Slack approvals are not configured (no signing secret)")
+    verify_slack(signing_secret, timestamp, signature, body)
+    decision, response_url = parse_slack_payload(body)
+    return _decide_external(deps, decision, channel="slack"), response_url
+
+
+def _decide_external(deps: Dependencies, decision: ExternalDecision, *, channel: str) -> DecisionOutcome:
+    if deps.store.delivery_seen(decision.delivery_id):
+        raise Conflict("this delivery was already received")
+    run_id, tool_call_id = decision.run_id, decision.tool_call_id
+    if decision.token:
+        view = approval_by_token(deps, decision.token)
+        if view.reason == "already_used":
+            raise Conflict("This approval token was already used")
+        if view.reason == "expired":
+            raise Gone("This approval token has expired")
+        if view.decision != ("approve" if decision.approve else "reject"):
+            raise BadRequest(f"this token can only {view.decision}")
+        run_id, tool_call_id = view.state.run_id, view.call.tool_call_id
+    return decide(
+        deps,
+        run_id=run_id or "",
+        tool_call_id=tool_call_id or "",
+        approve=decision.approve,
+        note=decision.note,
+        approver=decision.approver,
+        channel=channel,
+        delivery_id=decision.delivery_id,
     )
 
 

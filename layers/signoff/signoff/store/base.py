@@ -49,6 +49,7 @@ class RunStore(Protocol):
         lease_seconds: int,
         events: list[RunEvent] = (),  # type: ignore[assignment]
         tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        delivery: str | None = None,
     ) -> None:
         """Write the state if its version is still the stored one; bump the version.
 
@@ -69,7 +70,7 @@ class RunStore(Protocol):
 
     def approval_token(self, token_hash: str) -> dict[str, Any] | None: ...
 
-    def record_delivery(self, delivery_id: str, channel: str) -> bool: ...
+    def delivery_seen(self, delivery_id: str) -> bool: ...
 
     def runs_with_expired_calls(self, *, limit: int) -> list[str]: ...
 

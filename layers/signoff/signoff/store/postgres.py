@@ -78,6 +78,10 @@ WITH updated AS (
     FROM updated
     WHERE approval_tokens.run_id = updated.run_id AND approval_tokens.used_at IS NULL
       AND approval_tokens.tool_call_id = ANY (%(closed_calls)s::text[])
+), delivery AS (
+    INSERT INTO webhook_deliveries (delivery_id, channel)
+    SELECT %(delivery)s, split_part(%(delivery)s, ':', 1) FROM updated WHERE %(delivery)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), ev AS (
     INSERT INTO run_events (run_id, kind, actor, channel, detail)
     SELECT updated.run_id, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)
@@ -203,6 +207,7 @@ class PostgresRunStore:
         lease_seconds: int,
         events: list[RunEvent] = (),  # type: ignore[assignment]
         tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        delivery: str | None = None,
     ) -> None:
         """Write the state if its stored version is still ``state.version``; bump the version.
 
@@ -239,6 +244,7 @@ class PostgresRunStore:
             "status": state.status,
             "lease": lease_seconds,
             "tokens": Jsonb(list(tokens), dumps=_dumps),
+            "delivery": delivery,
             "closed_calls": [t.tool_call_id for t in state.tools if t.state != "awaiting_decision"],
             "state": Jsonb(document, dumps=_dumps),
             "calls": Jsonb(calls, dumps=_dumps),
@@ -314,13 +320,10 @@ class PostgresRunStore:
         )
         return self._execute(lambda conn: conn.execute(query, (token_hash,)).fetchone())
 
-    def record_delivery(self, delivery_id: str, channel: str) -> bool:
-        """Remember a webhook delivery id; ``False`` when it was seen before (a replay)."""
-        query = (
-            "INSERT INTO webhook_deliveries (delivery_id, channel) VALUES (%s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING delivery_id"
-        )
-        return self._execute(lambda conn: conn.execute(query, (delivery_id, channel)).fetchone()) is not None
+    def delivery_seen(self, delivery_id: str) -> bool:
+        """Whether a webhook delivery id was already recorded (a replay)."""
+        query = "SELECT 1 FROM webhook_deliveries WHERE delivery_id = %s"
+        return self._execute(lambda conn: conn.execute(query, (delivery_id,)).fetchone()) is not None
 
     def runs_with_expired_calls(self, *, limit: int) -> list[str]:
         query = (

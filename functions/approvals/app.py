@@ -1,0 +1,98 @@
+"""Decisions from outside: signed webhooks, Slack buttons and approval links (/approvals/...)."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+
+from signoff import approval_page, http, service
+from signoff.errors import SignoffError
+from signoff.notify import update_slack_message
+from signoff.observability import logger, metrics, record_decision, tracer
+from signoff.runtime import dependencies, slack_signing_secret, webhook_secret
+
+app = APIGatewayHttpResolver()
+http.install_error_handlers(app, logger)
+
+
+def _raw_body() -> bytes:
+    return http.body_bytes(app.current_event.raw_event, dependencies().settings.max_body_bytes)
+
+
+def _header(name: str) -> str:
+    return app.current_event.get_header_value(name, default_value="", case_sensitive=False) or ""
+
+
+@app.post("/approvals/webhook")
+def webhook() -> Response:
+    outcome = service.receive_webhook(
+        dependencies(), _raw_body(), _header("signoff-signature"), secret=webhook_secret()
+    )
+    record_decision(outcome.call, "webhook")
+    return http.json_response(http.decision_object(outcome))
+
+
+@app.post("/approvals/slack")
+def slack() -> Response:
+    outcome, response_url = service.receive_slack(
+        dependencies(),
+        _raw_body(),
+        _header("x-slack-request-timestamp"),
+        _header("x-slack-signature"),
+        signing_secret=slack_signing_secret(),
+    )
+    record_decision(outcome.call, "slack")
+    message = http.slack_decision_message(outcome)
+    if response_url:
+        update_slack_message(response_url, message)
+    return http.json_response(message)
+
+
+@app.get("/approvals/<token>")
+def show_link(token: str) -> Response:
+    try:
+        view = service.approval_by_token(dependencies(), token)
+    except SignoffError as exc:
+        return http.html_response(
+            approval_page.problem_page(*approval_page.PROBLEMS["not_found"]), exc.status_code
+        )
+    if not view.usable:
+        return http.html_response(
+            approval_page.problem_page(*approval_page.PROBLEMS[view.reason or "not_found"]), 410
+        )
+    return http.html_response(
+        approval_page.confirm_page(
+            agent_name=view.state.agent_name,
+            tool_name=view.call.tool_name,
+            tool_args=view.call.tool_args,
+            requested_by=view.state.user_id,
+            expires_at=view.expires_at,
+            decision=view.decision,
+            action=app.current_event.path,
+        )
+    )
+
+
+@app.post("/approvals/<token>")
+def use_link(token: str) -> Response:
+    fields = http.parse_fields(app.current_event.raw_event, dependencies().settings.max_body_bytes)
+    note = fields.get("note") or None
+    try:
+        outcome = service.decide_by_token(dependencies(), token, note=note if isinstance(note, str) else None)
+    except SignoffError as exc:
+        reason = {409: "already_used", 410: "expired"}.get(exc.status_code, "not_found")
+        return http.html_response(
+            approval_page.problem_page(*approval_page.PROBLEMS[reason]), exc.status_code
+        )
+    record_decision(outcome.call, "link")
+    decision = "approve" if outcome.call.state == "approved" else "reject"
+    return http.html_response(
+        approval_page.outcome_page(
+            decision=decision, tool_name=outcome.call.tool_name, resumed=outcome.resumed
+        )
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: object) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,86 @@
+"""The approval link's pages: plain server-rendered HTML, no JavaScript, everything escaped."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from html import escape
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;
+color:#1d1d1f;line-height:1.5}
+h1{font-size:1.4rem}pre{background:#f4f4f6;padding:1rem;border-radius:6px;overflow-x:auto;white-space:pre-wrap}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{color:#6e6e73}
+button{font-size:1rem;padding:.6rem 1.4rem;border-radius:6px;border:0;cursor:pointer;color:#fff}
+.approve{background:#1a7f37}.reject{background:#cf222e}textarea{width:100%;min-height:4rem}
+.note{color:#6e6e73;font-size:.9rem}
+"""
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(title: str, body: str, status_class: str = "") -> str:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f'<body class="{status_class}"><main>{body}</main></body></html>'
+    )
+
+
+def confirm_page(
+    *,
+    agent_name: str,
+    tool_name: str,
+    tool_args: dict,
+    requested_by: str | None,
+    expires_at: float,
+    decision: str,
+    action: str,
+) -> str:
+    """The GET page: what will run, for whom, until when; only its form's POST decides."""
+    verb = "Approve" if decision == "approve" else "Reject"
+    args = json.dumps(tool_args, indent=2, ensure_ascii=False, sort_keys=True)
+    body = (
+        f"<h1>{escape(verb)} this action?</h1>"
+        f"<p><strong>{escape(agent_name)}</strong> wants to run <code>{escape(tool_name)}</code> with:</p>"
+        f'<pre id="tool-args">{escape(args)}</pre>'
+        "<dl>"
+        f"<dt>Requested by</dt><dd id=requested-by>{escape(requested_by or 'unknown')}</dd>"
+        f"<dt>Link expires</dt><dd id=expires>{escape(_iso(expires_at))}</dd>"
+        "</dl>"
+        f'<form method="post" action="{escape(action)}">'
+        "<p><label for=note>Note (optional)</label><br>"
+        "<textarea id=note name=note maxlength=2000></textarea></p>"
+        f'<button type=submit id=decide class="{escape(decision)}">{escape(verb)}</button>'
+        "</form>"
+        '<p class="note">Nothing happens until you press the button. This link works once.</p>'
+    )
+    return _page(f"{verb} {tool_name}", body)
+
+
+def outcome_page(*, decision: str, tool_name: str, resumed: bool) -> str:
+    """After the POST: what was decided and what happens next."""
+    done = "approved" if decision == "approve" else "rejected"
+    after = (
+        "The run continues now."
+        if resumed
+        else "The run continues once its other pending actions are decided."
+    )
+    body = f"<h1 id=outcome>You {escape(done)} <code>{escape(tool_name)}</code>.</h1><p>{escape(after)}</p>"
+    return _page(f"{done.capitalize()}", body, done)
+
+
+def problem_page(title: str, message: str) -> str:
+    """A link that cannot decide any more (used, expired, unknown)."""
+    return _page(title, f"<h1 id=problem>{escape(title)}</h1><p>{escape(message)}</p>", "problem")
+
+
+PROBLEMS = {
+    "already_used": ("Already used", "This approval link was already used; a decision was made."),
+    "expired": ("Link expired", "This approval link has expired; the action was not run."),
+    "not_found": ("Link not valid", "This approval link is not valid."),
+}
