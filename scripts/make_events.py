@@ -1,7 +1,19 @@
-"""Writes the sample events in events/ (HTTP API v2 as AWS sends them, plus the migrate custom resource)."""
+"""Writes the sample events in events/: HTTP API v2 as AWS sends them, the migrate custom resource,
+an SQS batch for the resume worker and the scheduled event of the upkeep function.
+
+Placeholders (``__NAME__``) are filled at invoke time. Two kinds cannot be precomputed here:
+
+- ``__SIGNATURE__`` (approval_webhook.json) is ``t=<unix>,v1=<hex HMAC-SHA256 of "<unix>." + body>``
+  with the webhook secret, and ``__SLACK_TIMESTAMP__`` / ``__SLACK_SIGNATURE__``
+  (approval_slack.json) are ``<unix>`` / ``v0=<hex HMAC-SHA256 of "v0:<unix>:" + body>`` with the
+  Slack signing secret. Both sign the *final* body (after ``__RUN_ID__`` etc. are replaced) and must
+  be less than five minutes old, so whatever invokes these events computes them last.
+- ``__TOKEN__`` (approval_link_*.json) is a raw approval-link token, which only a paused run issues.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -21,6 +33,10 @@ EPOCH_MS = 1767268800000  # 2026-01-01T12:00:00Z: fixed, so regenerating changes
 AGENT = "data_manager"
 SESSION = "test_session"
 USER = "test_user"
+STACK = "signoff-dev"
+BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+SLACK_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 
 
 def multipart(fields: dict[str, str]) -> bytes:
@@ -49,6 +65,7 @@ def event(
     query: str = "",
     content_type: str | None = None,
     body: bytes = b"",
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """One HTTP API v2 event with fixed ids and time.
 
@@ -61,23 +78,24 @@ def event(
         query: the raw query string.
         content_type: the request's content type, if it has a body.
         body: the raw body.
+        headers: more request headers (lower-case), or replacements of the curl-like defaults.
 
     Returns:
         The event.
     """
-    headers = {"accept": "*/*", "host": HOST, "user-agent": USER_AGENT}
+    sent = {"accept": "*/*", "host": HOST, "user-agent": USER_AGENT, **(headers or {})}
     if content_type:
-        headers["content-type"] = content_type
-        headers["content-length"] = str(len(body))
-    headers["x-amzn-trace-id"] = f"Root=1-{EPOCH_MS // 1000:08x}-{number:024x}"
-    headers["x-forwarded-for"] = SOURCE_IP
-    headers["x-forwarded-port"] = "443"
-    headers["x-forwarded-proto"] = "https"
+        sent["content-type"] = content_type
+        sent["content-length"] = str(len(body))
+    sent["x-amzn-trace-id"] = f"Root=1-{EPOCH_MS // 1000:08x}-{number:024x}"
+    sent["x-forwarded-for"] = SOURCE_IP
+    sent["x-forwarded-port"] = "443"
+    sent["x-forwarded-proto"] = "https"
     return http_api_event(
         method,
         path,
         query=query,
-        headers=headers,
+        headers=sent,
         body=body,
         route_key=f"{method} {route}",
         path_parameters=params,
@@ -188,6 +206,155 @@ def build() -> dict[str, dict]:
             11, "GET", f"/sessions/{SESSION}/runs", "/sessions/{session_id}/runs", {"session_id": SESSION}
         ),
         "migrate_create.json": migrate_create(),
+        **approval_events(),
+        "resume_queue.json": resume_queue(),
+        "expire_schedule.json": expire_schedule(),
+    }
+
+
+def approval_events() -> dict[str, dict]:
+    """The /approvals/... requests: a signed webhook, a Slack button press, an approval link.
+
+    Returns:
+        file name → event.
+    """
+    webhook_body = {
+        "event_id": "evt-1",
+        "run_id": "__RUN_ID__",
+        "tool_call_id": "__TOOL_CALL_ID__",
+        "decision": "approve",
+        "approver": "ops-bot",
+        "note": "ok",
+    }
+    link = "/approvals/__TOKEN__"
+    browser = {"accept": BROWSER_ACCEPT, "user-agent": BROWSER_AGENT}
+    return {
+        "approval_webhook.json": event(
+            12,
+            "POST",
+            "/approvals/webhook",
+            "/approvals/webhook",
+            content_type="application/json",
+            body=json.dumps(webhook_body).encode(),
+            # Computed over the final body at invoke time: see this module's docstring.
+            headers={"user-agent": "ops-bot/1.0", "signoff-signature": "__SIGNATURE__"},
+        ),
+        "approval_slack.json": event(
+            13,
+            "POST",
+            "/approvals/slack",
+            "/approvals/slack",
+            content_type="application/x-www-form-urlencoded",
+            body=urlencode({"payload": json.dumps(slack_block_actions())}).encode(),
+            headers={
+                "accept": "application/json,*/*",
+                "user-agent": SLACK_AGENT,
+                "x-slack-request-timestamp": "__SLACK_TIMESTAMP__",
+                "x-slack-signature": "__SLACK_SIGNATURE__",
+            },
+        ),
+        "approval_link_get.json": event(
+            14, "GET", link, "/approvals/{token}", {"token": "__TOKEN__"}, headers=browser
+        ),
+        "approval_link_post.json": event(
+            15,
+            "POST",
+            link,
+            "/approvals/{token}",
+            {"token": "__TOKEN__"},
+            content_type="application/x-www-form-urlencoded",
+            body=urlencode({"note": "Checked with the data owner"}).encode(),
+            headers={**browser, "origin": f"https://{HOST}", "referer": f"https://{HOST}{link}"},
+        ),
+    }
+
+
+def slack_block_actions() -> dict:
+    """The ``block_actions`` payload Slack posts when someone presses a message's Approve button.
+
+    Returns:
+        The payload (the button's ``value`` is what ``signoff.notify.slack_message`` put there).
+    """
+    return {
+        "type": "block_actions",
+        "user": {"id": "U0XMPL0DANA", "username": "dana", "name": "dana", "team_id": "T0XMPL0TEAM"},
+        "api_app_id": "A0XMPL0APP1",
+        "token": "xmplVerificationTokenUnused",
+        "container": {
+            "type": "message",
+            "message_ts": "1767268800.000100",
+            "channel_id": "C0XMPL0OPS1",
+            "is_ephemeral": False,
+        },
+        "trigger_id": "10000000001.1000000000001.0123456789abcdef0123456789abcdef",
+        "team": {"id": "T0XMPL0TEAM", "domain": "example"},
+        "channel": {"id": "C0XMPL0OPS1", "name": "ops-approvals"},
+        "response_url": "http://127.0.0.1:9/slack-response",
+        "actions": [
+            {
+                "action_id": "approve",
+                "block_id": "signoff:__TOOL_CALL_ID__",
+                "text": {"type": "plain_text", "text": "Approve", "emoji": True},
+                "value": json.dumps({"run_id": "__RUN_ID__", "tool_call_id": "__TOOL_CALL_ID__"}),
+                "style": "primary",
+                "type": "button",
+                "action_ts": f"{EPOCH_MS // 1000 + 13}.482910",
+            }
+        ],
+    }
+
+
+def resume_queue() -> dict:
+    """An SQS batch of one resume message, as Lambda's event source mapping delivers it.
+
+    Returns:
+        The event. Its ``md5OfBody`` is of the body with the placeholder; Lambda does not check it.
+    """
+    body = json.dumps({"kind": "resume", "run_id": "__RUN_ID__", "agent_id": AGENT})
+    sent_ms = EPOCH_MS + 16_000
+    trace = f"Root=1-{sent_ms // 1000:08x}-{16:024x};Parent=5e1b4151d1ea1c0a;Sampled=1"
+    return {
+        "Records": [
+            {
+                "messageId": "2e1424d4-f796-459a-8184-9c92662be6da",
+                "receiptHandle": "AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq/cBcbOBsXw8JNkVyAeAHLvyrR0fMLHdsOaJHMsr"
+                "9H7wy+yyj1X7TnVnvT5cbhgLBLqeCKmhlkS/Dq6zX+cZ+4ckc3sjXAPh1tVVOIyKjvHAn4TtYeUqq7aRA==",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "AWSTraceHeader": trace,
+                    "SentTimestamp": str(sent_ms),
+                    "SenderId": f"AROAXMPL0SIGNOFF0DEV1:{STACK}-StartRunFunction-Xmpl1a2b3c4d",
+                    "ApproximateFirstReceiveTimestamp": str(sent_ms + 12),
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's checksum, not security
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{STACK}-ResumeQueue",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+
+
+def expire_schedule() -> dict:
+    """The EventBridge Scheduled Event that runs ExpireApprovalsFunction every five minutes.
+
+    Returns:
+        The event.
+    """
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": "2026-01-01T12:05:00Z",
+        "region": REGION,
+        "resources": [
+            f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{STACK}-ExpireApprovalsFunctionUpkeep-Xmpl5e6f7g8h"
+        ],
+        "detail": {},
     }
 
 

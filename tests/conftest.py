@@ -47,7 +47,10 @@ def db(postgres_url: str) -> Iterator[str]:
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sessions, runs, tool_calls, run_events RESTART IDENTITY CASCADE")
+        conn.execute(
+            "TRUNCATE sessions, runs, tool_calls, run_events, approval_tokens, webhook_deliveries"
+            " RESTART IDENTITY CASCADE"
+        )
     yield postgres_url
 
 
@@ -93,6 +96,8 @@ def _reset_runtime() -> None:
         runtime.get_catalog,
         runtime.dependencies,
         runtime._model,
+        runtime.get_queue,
+        runtime.get_notifier,
     ):
         cached.cache_clear()
 
@@ -117,7 +122,36 @@ def dump(db: str):
         with psycopg.connect(db) as conn:
             return {
                 table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-                for table in ("sessions", "runs", "tool_calls", "run_events")
+                for table in (
+                    "sessions",
+                    "runs",
+                    "tool_calls",
+                    "run_events",
+                    "approval_tokens",
+                    "webhook_deliveries",
+                )
             }
 
     return take
+
+
+WEBHOOK_SECRET = "whsec-test-0123456789"
+SLACK_SECRET = "slack-signing-test-secret"
+
+
+@pytest.fixture
+def aws(runtime_env, monkeypatch: pytest.MonkeyPatch):
+    """moto SQS + EventBridge, wired into the runtime: queue, bus and the approval secrets."""
+    from moto import mock_aws
+
+    with mock_aws():
+        from tests.support.aws import AwsWorld
+
+        world = AwsWorld()
+        monkeypatch.setenv("SIGNOFF_QUEUE_URL", world.queue_url)
+        monkeypatch.setenv("SIGNOFF_EVENT_BUS", "default")
+        monkeypatch.setenv("SIGNOFF_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        monkeypatch.setenv("SIGNOFF_SLACK_SIGNING_SECRET", SLACK_SECRET)
+        _reset_runtime()
+        yield world
+        _reset_runtime()

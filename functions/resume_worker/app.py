@@ -10,7 +10,7 @@ from signoff.models.base import Deadline
 from signoff.observability import logger, metrics, record_outcome, tracer
 from signoff.runtime import dependencies
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _context: object = None
 
 

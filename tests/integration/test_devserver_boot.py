@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from signoff.local.devserver import DevServer
 
 TEMPLATE = """\

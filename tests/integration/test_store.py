@@ -316,7 +316,8 @@ def test_save_writes_tool_call_rows_and_audit_events(db: str, store: PostgresRun
     with psycopg.connect(db) as conn:
         row = conn.execute(
             "SELECT state, decided_by, decided_at IS NOT NULL, decision_channel,"
-            " decision_digest = args_digest, result, expires_at > created_at FROM tool_calls WHERE run_id = %s",
+            " decision_digest = args_digest, result, expires_at > created_at"
+            " FROM tool_calls WHERE run_id = %s",
             (run.run_id,),
         ).fetchone()
         kinds = [

@@ -58,6 +58,10 @@ ROUTES = {
     ("GET", "/agents/{agent_id}/runs"): "ReadRunsFunction",
     ("GET", "/sessions"): "ReadRunsFunction",
     ("GET", "/sessions/{session_id}/runs"): "ReadRunsFunction",
+    ("POST", "/approvals/webhook"): "ApprovalsFunction",
+    ("POST", "/approvals/slack"): "ApprovalsFunction",
+    ("GET", "/approvals/{token}"): "ApprovalsFunction",
+    ("POST", "/approvals/{token}"): "ApprovalsFunction",
 }
 
 
@@ -83,10 +87,11 @@ class Api:
         body: bytes | None = None,
         content_type: str | None = None,
         claims: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         params = params or {}
         path = route.format(**params)
-        headers = {"user-agent": "curl/8.5.0", "accept": "*/*"}
+        headers = {"user-agent": "curl/8.5.0", "accept": "*/*", **(headers or {})}
         if fields is not None:
             body, content_type = encode(fields, form)
         if content_type:

@@ -1,8 +1,11 @@
-"""template.yaml: the routes of the contract, handlers that exist, auth on by default, scoped secrets."""
+"""template.yaml: the routes of the contract, handlers that exist, auth on by default, scoped secrets,
+the resume queue and its worker, the upkeep schedule, and sample events that match the routes."""
 
 from __future__ import annotations
 
 import ast
+import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,26 @@ CONTRACT_ROUTES = {
     ("GET", "/sessions/{session_id}/runs"): "ReadRunsFunction",
     ("GET", "/openapi.json"): "ReadRunsFunction",
 }
-PUBLIC_ROUTES = {("GET", "/openapi.json")}
+# Decisions from outside: they authenticate by signature or single-use token, not by JWT.
+APPROVAL_ROUTES = {
+    ("POST", "/approvals/webhook"): "ApprovalsFunction",
+    ("POST", "/approvals/slack"): "ApprovalsFunction",
+    ("GET", "/approvals/{token}"): "ApprovalsFunction",
+    ("POST", "/approvals/{token}"): "ApprovalsFunction",
+}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), *APPROVAL_ROUTES}
+# Functions that can pause a run (and so announce it), and those that put work on the resume queue.
+PAUSING = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
+QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction"}
+READ_ONLY = {"ReadRunsFunction", "MigrateFunction"}
+# Conditions on optional parameters: empty parameter → False.
+OPTIONAL_CONDITIONS = (
+    "HasPublicUrl",
+    "HasEventBus",
+    "HasWebhookSecret",
+    "HasSlackSigningSecret",
+    "HasAlarmTopic",
+)
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
@@ -89,15 +111,32 @@ def _routes(template: dict[str, Any], conditions: dict[str, bool]) -> dict[tuple
 
 
 def _modes() -> list[dict[str, bool]]:
-    return [{"UseJwtAuth": jwt, "UseVpc": False, "UseAccessLogs": False} for jwt in (True, False)]
+    """Every AuthMode, each with all optional parameters set and all empty (jwt + all set first)."""
+    return [
+        {
+            "UseJwtAuth": jwt,
+            "UseVpc": False,
+            "UseAccessLogs": False,
+            **dict.fromkeys(OPTIONAL_CONDITIONS, optional),
+        }
+        for jwt, optional in itertools.product((True, False), (True, False))
+    ]
+
+
+def test_the_modes_cover_every_condition_of_the_template(template):
+    # A condition added to the template without a value here would make _resolve fail obscurely
+    assert set(template["Conditions"]) == set(_modes()[0])
+    for name in OPTIONAL_CONDITIONS:
+        condition = template["Conditions"][name]
+        assert condition["Fn::Not"][0]["Fn::Equals"][1] == "", name
 
 
 def test_every_contract_route_is_served_by_the_function_named_in_the_contract(template):
     # Given the template's HttpApi events
     routes = _routes(template, _modes()[0])
 
-    # Then each route of the contract is served by its function, on the Signoff API
-    for route, function in CONTRACT_ROUTES.items():
+    # Then each route of the contract (and of the approvals) is served by its function, on the Signoff API
+    for route, function in {**CONTRACT_ROUTES, **APPROVAL_ROUTES}.items():
         assert route in routes, f"{route} is not routed"
         assert routes[route]["function"] == function, route
         assert routes[route]["api"] == {"Ref": "SignoffApi"}, route
@@ -149,9 +188,12 @@ def test_every_function_runs_python312_on_arm64(template):
 def test_environment_names_are_the_ones_the_settings_read(template):
     from signoff.config import Settings
 
-    # Given the SIGNOFF_* variables that the template sets
+    # Given the SIGNOFF_* variables that the template sets, globally and per function
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     names = {name for name in variables if name.startswith("SIGNOFF_")}
+    for props in _functions(template).values():
+        own = (props.get("Environment") or {}).get("Variables") or {}
+        names |= {name for name in own if name.startswith("SIGNOFF_")}
 
     # Then the settings read every one of them (a misspelt name would be silently ignored)
     read = {field.alias for field in Settings.model_fields.values()}
@@ -203,21 +245,29 @@ def _walk(node: Any):
 
 
 def test_each_function_reads_only_the_secrets_it_needs(template):
-    needs_openai = {"StartRunFunction", "ContinueRunFunction"}
-    for name, props in _functions(template).items():
-        # Given the function's policies
-        policies = _policies(props)
+    needs_openai = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
+    # verifies signed webhooks, or signs the NotifyUrl notification of a pause
+    needs_webhook = PAUSING | {"ApprovalsFunction"}
+    needs_slack = {"ApprovalsFunction"}
+    for mode, (name, raw) in itertools.product(_modes(), _functions(template).items()):
+        # Given the function's policies, with the optional parameters set or empty
+        policies = _policies(_resolve(raw, mode))
         secrets = [
             policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
             for policy in policies
             if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
         ]
 
-        # Then it reads the database secret, and the OpenAI secret only if it calls the model
+        # Then it reads the database secret, the OpenAI secret only if it calls the model, and the
+        # approval secrets only if it uses them and they are configured (never an empty ARN)
         expected = [{"Ref": "DatabaseSecretArn"}]
         if name in needs_openai:
             expected.append({"Ref": "OpenAISecretArn"})
-        assert secrets == expected, name
+        if name in needs_webhook and mode["HasWebhookSecret"]:
+            expected.append({"Ref": "WebhookSecretArn"})
+        if name in needs_slack and mode["HasSlackSigningSecret"]:
+            expected.append({"Ref": "SlackSigningSecretArn"})
+        assert secrets == expected, (name, mode)
 
         # And nothing grants wildcard Secrets Manager access
         for node in _walk(policies):
@@ -236,3 +286,207 @@ def test_migrations_run_on_deploy_and_rerun_when_the_library_changes(template):
     migrate = _functions(template)["MigrateFunction"]
     assert migrate["Timeout"] == 300
     assert not migrate.get("Events")
+
+
+def test_approval_routes_authenticate_themselves_not_with_a_jwt(template):
+    for mode in _modes():
+        routes = _routes(template, mode)
+        for route, function in APPROVAL_ROUTES.items():
+            # Then each approvals route is served by ApprovalsFunction, public under jwt, and with
+            # no Auth block at all under none (NONE would be rejected without an authorizer)
+            assert routes[route]["function"] == function, route
+            assert routes[route]["auth"] == ({"Authorizer": "NONE"} if mode["UseJwtAuth"] else None), route
+    approvals = _functions(template)["ApprovalsFunction"]
+    assert approvals["Timeout"] <= 10  # Slack waits 3 s for an answer
+    assert approvals.get("MemorySize", template["Globals"]["Function"]["MemorySize"]) == 256
+
+
+def _policy_kinds(props: dict[str, Any], mode: dict[str, bool]) -> dict[str, list[Any]]:
+    kinds: dict[str, list[Any]] = {}
+    for policy in _policies(_resolve(props, mode)):
+        if isinstance(policy, dict):
+            for kind, args in policy.items():
+                kinds.setdefault(kind, []).append(args)
+        else:
+            kinds.setdefault(policy, []).append(None)
+    return kinds
+
+
+def test_only_the_functions_that_need_them_may_queue_and_publish(template):
+    for mode, (name, props) in itertools.product(_modes(), _functions(template).items()):
+        kinds = _policy_kinds(props, mode)
+        # Then the resume queue takes messages from the functions that start, decide or retry work
+        queue = kinds.get("SQSSendMessagePolicy", [])
+        if name in QUEUE_SENDERS:
+            assert queue == [{"QueueName": {"Fn::GetAtt": ["ResumeQueue", "QueueName"]}}], name
+        else:
+            assert queue == [], name
+        # And only functions that can pause a run publish to the bus, and only when one is set
+        events = kinds.get("EventBridgePutEventsPolicy", [])
+        if name in PAUSING and mode["HasEventBus"]:
+            assert events == [{"EventBusName": {"Ref": "EventBusName"}}], name
+        else:
+            assert events == [], name
+        # And nothing else grants SQS or EventBridge access (read functions stay without)
+        text = json.dumps(kinds).lower()
+        others = {
+            kind for kind in kinds if kind not in ("SQSSendMessagePolicy", "EventBridgePutEventsPolicy")
+        }
+        assert not any(
+            word in kind.lower() for kind in others for word in ("sqs", "eventbridge", "events")
+        ), name
+        if name in READ_ONLY:
+            assert "sqs" not in text and "events:" not in text and "eventbridge" not in text, name
+
+
+def test_the_worker_consumes_the_resume_queue_with_partial_batch_failures(template):
+    resources = template["Resources"]
+    worker = _functions(template)["ResumeWorkerFunction"]
+
+    # Then the worker reads ResumeQueue in batches of 5 and reports failed records one by one
+    events = [event for event in worker["Events"].values() if event["Type"] == "SQS"]
+    assert len(events) == 1
+    sqs = events[0]["Properties"]
+    assert sqs["Queue"] == {"Fn::GetAtt": ["ResumeQueue", "Arn"]}
+    assert sqs["BatchSize"] == 5
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # And it has its own deadline, not API Gateway's, and no reserved concurrency (RDS Proxy caps)
+    assert worker["Timeout"] == 120
+    assert int(worker["Environment"]["Variables"]["SIGNOFF_API_TIMEOUT_MS"]) < worker["Timeout"] * 1000
+    assert "ReservedConcurrentExecutions" not in worker
+
+    # And the queue is encrypted, outlasts 6 worker timeouts, and dead-letters after 5 receives
+    queue = resources["ResumeQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ResumeDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dlq = resources["ResumeDeadLetterQueue"]
+    assert dlq["Type"] == "AWS::SQS::Queue"
+    assert dlq["Properties"]["SqsManagedSseEnabled"] is True
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+    # And an alarm fires on the first dead letter, notifying the topic only when one is given
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    [alarm] = [
+        a
+        for a in alarms
+        if a["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ResumeDeadLetterQueue", "QueueName"]}
+    ]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    for mode in _modes():
+        actions = _resolve(alarm, mode).get("AlarmActions")
+        assert actions == ([{"Ref": "AlarmTopicArn"}] if mode["HasAlarmTopic"] else None)
+
+    # And the queue's URL reaches every function, and the stack says where the queues are
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SIGNOFF_QUEUE_URL"] == {"Ref": "ResumeQueue"}
+    assert {"ResumeQueueUrl", "ResumeDeadLetterQueueUrl", "ApprovalsWebhookUrl"} <= set(template["Outputs"])
+
+
+def test_stale_approvals_are_expired_on_a_schedule(template):
+    upkeep = _functions(template)["ExpireApprovalsFunction"]
+    schedules = [event["Properties"] for event in upkeep["Events"].values() if event["Type"] == "Schedule"]
+    assert [schedule["Schedule"] for schedule in schedules] == ["rate(5 minutes)"]
+
+
+def test_optional_settings_default_to_off_and_accept_their_values(template):
+    parameters = template["Parameters"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    settings = {
+        "SIGNOFF_EVENT_BUS": ("EventBusName", "default", "my-bus"),
+        "SIGNOFF_NOTIFY_URL": ("NotifyUrl", "", "https://hooks.example.com/signoff"),
+        "SIGNOFF_SLACK_WEBHOOK_URL": ("SlackWebhookUrl", "", "https://hooks.slack.com/services/T/B/x"),
+        "SIGNOFF_WEBHOOK_SECRET_ARN": (
+            "WebhookSecretArn",
+            "",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:signoff/webhook-AbCdEf",
+        ),
+        "SIGNOFF_SLACK_SIGNING_SECRET_ARN": (
+            "SlackSigningSecretArn",
+            "",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:signoff/slack-AbCdEf",
+        ),
+        "SIGNOFF_PUBLIC_URL": ("PublicUrl", "", "https://signoff.example.com"),
+    }
+    for variable, (name, default, example) in settings.items():
+        # Given the parameter behind each optional setting
+        parameter = parameters[name]
+        assert variables[variable] == {"Ref": name}, variable
+        assert parameter["Default"] == default, name
+        # Then its pattern accepts empty (off) and a real value
+        pattern = parameter.get("AllowedPattern")
+        if pattern:
+            assert re.fullmatch(pattern, "") and re.fullmatch(pattern, example), name
+    assert parameters["SlackWebhookUrl"]["NoEcho"] is True
+    assert not re.fullmatch(parameters["PublicUrl"]["AllowedPattern"], "https://signoff.example.com/")
+
+
+def test_every_route_is_served_by_a_function_folder_with_its_handler(template):
+    functions = _functions(template)
+    for mode in _modes():
+        for route, info in _routes(template, mode).items():
+            props = functions[info["function"]]
+            module = props["Handler"].rpartition(".")[0]
+            source = ROOT / props["CodeUri"] / (module.replace(".", "/") + ".py")
+            assert source.is_file(), f"{route}: {source.relative_to(ROOT)} is missing"
+
+
+def _route_pattern(path: str) -> re.Pattern[str]:
+    parts = [
+        f"(?P<{segment[1:-1]}>[^/]+)" if segment.startswith("{") else re.escape(segment)
+        for segment in path.strip("/").split("/")
+    ]
+    return re.compile("/" + "/".join(parts))
+
+
+def _sample_events() -> dict[str, dict[str, Any]]:
+    return {path.name: json.loads(path.read_text()) for path in sorted((ROOT / "events").glob("*.json"))}
+
+
+def test_each_sample_http_event_names_a_route_of_the_template(template):
+    routes = _routes(template, _modes()[0])
+    http_events = {name: data for name, data in _sample_events().items() if "routeKey" in data}
+    assert {
+        "approval_webhook.json",
+        "approval_slack.json",
+        "approval_link_get.json",
+        "approval_link_post.json",
+    } <= set(http_events)
+    for name, data in http_events.items():
+        # Given the route the sample event claims to have matched
+        method, path = data["routeKey"].split(" ", 1)
+        # Then the template has that route, and the request path matches it as API Gateway would
+        assert (method, path) in routes, name
+        assert data["requestContext"]["routeKey"] == data["routeKey"], name
+        assert data["requestContext"]["http"]["method"] == method, name
+        match = _route_pattern(path).fullmatch(data["rawPath"])
+        assert match is not None, name
+        assert match.groupdict() == (data.get("pathParameters") or {}), name
+        # And no route with more literal segments would have taken the request instead
+        literal = (method, data["rawPath"])
+        assert literal not in routes or literal == (method, path), name
+
+
+def test_the_queue_and_schedule_samples_are_for_their_functions(template):
+    events = _sample_events()
+
+    # The SQS sample is a resume message from a queue named after the stack's ResumeQueue
+    [record] = events["resume_queue.json"]["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"].split(":")[-1].startswith("signoff-dev-ResumeQueue")
+    assert json.loads(record["body"]) == {
+        "kind": "resume",
+        "run_id": "__RUN_ID__",
+        "agent_id": "data_manager",
+    }
+    assert "ResumeQueue" in template["Resources"]
+
+    # The schedule sample is what the EventBridge rule of the upkeep schedule sends
+    schedule = events["expire_schedule.json"]
+    assert (schedule["source"], schedule["detail-type"]) == ("aws.events", "Scheduled Event")
+    assert "ExpireApprovalsFunction" in schedule["resources"][0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -107,7 +108,8 @@ class Notifier:
     Args:
         event_bus: EventBridge bus name (empty: no event).
         webhook_url: URL that receives a signed JSON notification (empty: none).
-        webhook_secret: the secret that signs it.
+        webhook_secret: the secret that signs it, or a function returning it (read only when a
+            notification is actually sent, so functions that never send need no access to it).
         slack_webhook_url: a Slack incoming-webhook URL (empty: no Slack message).
     """
 
@@ -116,7 +118,7 @@ class Notifier:
         *,
         event_bus: str = "",
         webhook_url: str = "",
-        webhook_secret: str = "",
+        webhook_secret: str | Callable[[], str] = "",
         slack_webhook_url: str = "",
     ) -> None:
         self.event_bus = event_bus
@@ -153,11 +155,8 @@ class Notifier:
         if self.webhook_url:
             raw = json.dumps({"type": "RunPaused", "detail": detail}).encode()
             try:
-                _post_json(
-                    self.webhook_url,
-                    raw,
-                    {"Signoff-Signature": sign(self.webhook_secret, int(time.time()), raw)},
-                )
+                secret = self.webhook_secret() if callable(self.webhook_secret) else self.webhook_secret
+                _post_json(self.webhook_url, raw, {"Signoff-Signature": sign(secret, int(time.time()), raw)})
             except Exception:
                 failures.append("webhook")
         if self.slack_webhook_url:

@@ -106,7 +106,7 @@ def get_notifier() -> Notifier | None:
     return Notifier(
         event_bus=settings.event_bus,
         webhook_url=settings.notify_url,
-        webhook_secret=webhook_secret(settings) if settings.notify_url else "",
+        webhook_secret=lambda: webhook_secret(settings),
         slack_webhook_url=settings.slack_webhook_url,
     )
 
