@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 7777
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke bench clean
+.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke bench soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ invoke: ## call one function's handler in-process: make invoke FUNCTION=StartRun
 
 bench: ## print cold-start, warm-overhead, round-trip, memory and size figures
 	$(PY) scripts/bench.py
+
+soak: ## thousands of flows with duplicate/concurrent continues, faults and crashes on 4 local containers; prints figures
+	$(PY) scripts/soak.py
 
 clean: ## remove build output and caches
 	rm -rf .aws-sam .pytest_cache .ruff_cache

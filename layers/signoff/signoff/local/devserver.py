@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff.local.apigw import FakeLambdaContext, http_api_event
+from signoff.local.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
 from signoff.local.handlers import invoke
 from signoff.local.standin import StandinModel
 from signoff.local.template import TEMPLATE_NAME, Template, find_repo_root, load_template
@@ -26,6 +27,7 @@ logger = logging.getLogger("signoff.local.devserver")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_TIMEOUT_MS = 29_000
+CONTAINERS_ENV = "SIGNOFF_DEV_CONTAINERS"
 STANDIN_API_KEY = "standin"
 _BANNER = """
 ************************************************************************
@@ -268,20 +270,26 @@ class _Handler(BaseHTTPRequestHandler):
                 source_ip=self.client_address[0],
                 authorizer_claims=claims,
             )
-            function = app.template.functions[route.function_id]
-            context = FakeLambdaContext(
-                route.function_id, timeout_ms=app.timeout_ms, memory_mb=function.memory_mb or 256
-            )
-            try:
-                with app.invoke_lock:
-                    result = invoke(route.function_id, event, context, template=app.template)
-            except Exception:
-                logger.error("%s raised:\n%s", route.function_id, traceback.format_exc())
-                status = 500
-                self._write(
-                    500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
+            if app.pool is not None:
+                result, failed = self._invoke_in_container(app.pool, route.function_id, event, app.timeout_ms)
+                if failed is not None:
+                    status = failed
+                    return
+            else:
+                function = app.template.functions[route.function_id]
+                context = FakeLambdaContext(
+                    route.function_id, timeout_ms=app.timeout_ms, memory_mb=function.memory_mb or 256
                 )
-                return
+                try:
+                    with app.invoke_lock:
+                        result = invoke(route.function_id, event, context, template=app.template)
+                except Exception:
+                    logger.error("%s raised:\n%s", route.function_id, traceback.format_exc())
+                    status = 500
+                    self._write(
+                        500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
+                    )
+                    return
             status, headers, data = lambda_result_to_http(result)
             headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
             self._write(status, headers, data)
@@ -291,12 +299,33 @@ class _Handler(BaseHTTPRequestHandler):
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info("%s %s %d %.0fms", self.command, self.path, status, elapsed_ms)
 
+    def _invoke_in_container(
+        self, pool: ContainerPool, function_id: str, event: dict[str, Any], timeout_ms: int
+    ) -> tuple[Any, int | None]:
+        """Run the event in a free container: ``(result, None)``, or on failure write API Gateway's
+        answer and return ``(None, status)``."""
+        try:
+            return pool.invoke(function_id, event, timeout_ms), None
+        except ContainerCrashed as error:
+            # A Lambda that dies answers 502 through API Gateway; the container is replaced.
+            logger.error("%s crashed in its container (replaced by a fresh one): %s", function_id, error)
+            status, body = 502, b'{"message":"Internal Server Error"}'
+        except ContainerTimedOut as error:
+            logger.error("%s timed out (its container was replaced): %s", function_id, error)
+            status, body = 503, b'{"message":"Service Unavailable"}'
+        except PoolClosed:
+            self.close_connection = True
+            status, body = 503, b'{"message":"Service Unavailable"}'
+        self._write(status, [("content-type", "application/json")], body)
+        return None, status
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # a burst of simultaneous requests must queue, not be refused
     app: DevServer
 
 
@@ -327,6 +356,7 @@ class DevServer:
         max_body_bytes: int = MAX_BODY_BYTES,
         trust_unverified_jwt: bool = False,
         serialize: bool = True,
+        containers: int = 1,
         announce: bool = True,
     ) -> None:
         """Configure the server; nothing starts before ``start()``.
@@ -343,7 +373,13 @@ class DevServer:
             max_body_bytes: the request body limit (413 beyond).
             trust_unverified_jwt: see the class attributes.
             serialize: one invocation at a time, as one Lambda container handles one request at a
-                time (the handlers share one process, hence one cached connection).
+                time (the handlers share one process, hence one cached connection). Applies to
+                ``containers=1``.
+            containers: how many warm "Lambda containers" serve requests. 1 calls the handlers in this
+                process. N > 1 starts N worker processes (see ``signoff.local.containers``), each
+                handling one event at a time, so that concurrent requests really run concurrently, as
+                on Lambda; a request waits for a free container. A handler that dies in its container
+                answers 502 and the container is replaced by a fresh process.
             announce: print the stand-in banner when the stand-in is started.
         """
         self.repo_root = Path(repo_root) if repo_root is not None else find_repo_root()
@@ -353,6 +389,10 @@ class DevServer:
         self.timeout_ms = timeout_ms
         self.max_body_bytes = max_body_bytes
         self.trust_unverified_jwt = trust_unverified_jwt
+        if containers < 1:
+            raise ValueError("containers must be at least 1")
+        self.containers = containers
+        self.pool: ContainerPool | None = None
         self.invoke_lock: Any = threading.Lock() if serialize else _NoLock()
         self.template: Template = None  # type: ignore[assignment]
         self.backends: LocalBackends | None = None
@@ -382,8 +422,18 @@ class DevServer:
         )
         self.backends.start()
         try:
+            if self.containers > 1:
+                # Started after the backends: each container inherits the environment they set.
+                layers = [str(layer) for layer in self.template.layer_dirs]
+                self.pool = ContainerPool(
+                    self.containers,
+                    template_path=self.template_path,
+                    sys_path=[*layers, str(self.repo_root)],
+                )
+                self.pool.start()
             server = _Server((self.host, self.port), _Handler)
-        except OSError:
+        except BaseException:
+            self._stop_pool()
             self.backends.stop()
             raise
         server.app = self
@@ -402,10 +452,16 @@ class DevServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._stop_pool()
         if self.backends is not None:
             self.backends.stop()
             self.backends = None
         self.base_url = None
+
+    def _stop_pool(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.stop()
 
     def __enter__(self) -> DevServer:
         self.start()
@@ -427,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the dev server until Ctrl-C.
 
     Args:
-        argv: command-line arguments (``--host``, ``--port``, ``--trust-jwt``).
+        argv: command-line arguments (``--host``, ``--port``, ``--trust-jwt``, ``--containers``).
 
     Returns:
         The exit code.
@@ -440,17 +496,35 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pass the claims of an UNVERIFIED bearer JWT to handlers, as the JWT authorizer would",
     )
+    parser.add_argument(
+        "--containers",
+        type=int,
+        default=int(os.environ.get(CONTAINERS_ENV) or 1),
+        metavar="N",
+        help=f"warm Lambda containers (worker processes) serving requests concurrently; 1 (default, or "
+        f"${CONTAINERS_ENV}) runs the handlers in this process, one request at a time",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pgserver", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    server = DevServer(find_repo_root(), host=args.host, port=args.port, trust_unverified_jwt=args.trust_jwt)
+    if args.containers < 1:
+        parser.error("--containers must be at least 1")
+    server = DevServer(
+        find_repo_root(),
+        host=args.host,
+        port=args.port,
+        trust_unverified_jwt=args.trust_jwt,
+        containers=args.containers,
+    )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or `kill`: stop cleanly (pgserver too)
         signal.signal(signum, lambda *_: stopping.set())
     try:
         url = server.start()
         print(f"\nSignoff dev server on {url}  (database: {dev_data_dir(server.repo_root)})", flush=True)
+        if server.containers > 1:
+            print(f"  {server.containers} warm containers (worker processes), one request each", flush=True)
         for route in server.template.routes:
             print(f"  {route.route_key:<48} -> {route.function_id}", flush=True)
         print("Ctrl-C to stop.\n", flush=True)
