@@ -21,10 +21,14 @@ def _header(name: str) -> str:
     return app.current_event.get_header_value(name, default_value="", case_sensitive=False) or ""
 
 
+def _meta() -> dict:
+    return http.request_meta(app.current_event.raw_event)
+
+
 @app.post("/approvals/webhook")
 def webhook() -> Response:
     outcome = service.receive_webhook(
-        dependencies(), _raw_body(), _header("signoff-signature"), secret=webhook_secret()
+        dependencies(), _raw_body(), _header("signoff-signature"), secret=webhook_secret(), meta=_meta()
     )
     record_decision(outcome.call, "webhook")
     return http.json_response(http.decision_object(outcome))
@@ -38,6 +42,7 @@ def slack() -> Response:
         _header("x-slack-request-timestamp"),
         _header("x-slack-signature"),
         signing_secret=slack_signing_secret(),
+        meta=_meta(),
     )
     record_decision(outcome.call, "slack")
     message = http.slack_decision_message(outcome)
@@ -76,7 +81,9 @@ def use_link(token: str) -> Response:
     fields = http.parse_fields(app.current_event.raw_event, dependencies().settings.max_body_bytes)
     note = fields.get("note") or None
     try:
-        outcome = service.decide_by_token(dependencies(), token, note=note if isinstance(note, str) else None)
+        outcome = service.decide_by_token(
+            dependencies(), token, note=note if isinstance(note, str) else None, meta=_meta()
+        )
     except SignoffError as exc:
         reason = {409: "already_used", 410: "expired"}.get(exc.status_code, "not_found")
         return http.html_response(

@@ -31,6 +31,14 @@ def get_run(agent_id: str, run_id: str) -> Response:
     return http.json_response(http.run_object(state))
 
 
+@app.get("/agents/<agent_id>/runs/<run_id>/events")
+def run_events(agent_id: str, run_id: str) -> Response:
+    events = service.run_events(
+        dependencies(), agent_id, run_id, session_id=_query().get("session_id"), principal=_principal()
+    )
+    return http.json_response({"run_id": run_id, "events": events})
+
+
 @app.get("/agents/<agent_id>/runs")
 def list_runs(agent_id: str) -> Response:
     query = _query()

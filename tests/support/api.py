@@ -56,6 +56,7 @@ ROUTES = {
     ("POST", "/agents/{agent_id}/runs/{run_id}/cancel"): "ContinueRunFunction",
     ("GET", "/agents/{agent_id}/runs/{run_id}"): "ReadRunsFunction",
     ("GET", "/agents/{agent_id}/runs"): "ReadRunsFunction",
+    ("GET", "/agents/{agent_id}/runs/{run_id}/events"): "ReadRunsFunction",
     ("GET", "/sessions"): "ReadRunsFunction",
     ("GET", "/sessions/{session_id}/runs"): "ReadRunsFunction",
     ("POST", "/approvals/webhook"): "ApprovalsFunction",

@@ -49,8 +49,11 @@ def issue_tokens(state: RunState, agent: Agent, *, now: int, fresh_only: bool = 
             fresh.append(call.tool_call_id)
         elif fresh_only:
             continue
-        if call.requirement != "confirmation":
-            continue
+        tool = agent.tool(call.tool_name)
+        if call.requirement != "confirmation" or (
+            tool is not None and (tool.approvers or not tool.allow_self_approval)
+        ):
+            continue  # a link proves no identity: such tools are decided where identity is known
         links[call.tool_call_id] = {}
         for decision in ("approve", "reject"):
             token = secrets.token_urlsafe(32)
@@ -124,6 +127,7 @@ class ExternalDecision:
     delivery_id: str
     approve: bool
     approver: str
+    approver_groups: tuple[str, ...] = ()
     note: str | None = None
     token: str | None = None
     run_id: str | None = None
@@ -177,6 +181,10 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
     token = text("token", False)
     run_id = text("run_id", False, 200)
     tool_call_id = text("tool_call_id", False, 200)
+    groups = data.get("approver_groups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, str) and len(g) <= 200 for g in groups):
+        errors.append(_field_error("approver_groups", "Input should be a list of strings", "list_type"))
+        groups = []
     decision = data.get("decision")
     if not isinstance(decision, str) or decision.lower() not in _DECISIONS:
         errors.append(_field_error("decision", "Input should be 'approve' or 'reject'", "enum"))
@@ -188,6 +196,7 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
         delivery_id=f"webhook:{event_id}",
         approve=_DECISIONS[str(decision).lower()],
         approver=approver or "",
+        approver_groups=tuple(groups)[:50],
         note=note,
         token=token,
         run_id=run_id,

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from signoff.authz import Principal
 from signoff.errors import BadRequest, PayloadTooLarge, SignoffError, ValidationFailed
 from signoff.models.base import Deadline
-from signoff.service import ContinueInput, Principal, RunResult, StartInput
+from signoff.service import ContinueInput, RunResult, StartInput
 from signoff.state import RunState
 
 if TYPE_CHECKING:
@@ -179,7 +180,9 @@ def continue_input(event: Mapping[str, Any], max_bytes: int, configured_url: str
     tools = _tools(fields.get("tools"))
     if not session_id:
         raise BadRequest("session_id is required for this action")
-    return ContinueInput(session_id, tools, user_id, stream, background, public_url(event, configured_url))
+    return ContinueInput(
+        session_id, tools, user_id, stream, background, public_url(event, configured_url), request_meta(event)
+    )
 
 
 def _tools(raw: Any) -> list[dict[str, Any]] | None:
@@ -220,6 +223,16 @@ def deadline(context: Any, api_timeout_ms: int, margin_ms: int) -> Deadline:
         return min(api_left, lambda_left)
 
     return Deadline(remaining, margin_ms)
+
+
+def request_meta(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a request came from, for the audit log (API Gateway's view, not the client's claims)."""
+    http_context = (event.get("requestContext") or {}).get("http") or {}
+    meta = {
+        "source_ip": http_context.get("sourceIp"),
+        "user_agent": (http_context.get("userAgent") or "")[:300],
+    }
+    return {key: value for key, value in meta.items() if value}
 
 
 def public_url(event: Mapping[str, Any], configured: str = "") -> str:

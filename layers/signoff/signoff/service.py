@@ -20,10 +20,12 @@ from signoff.approvals import (
     verify_signature,
     verify_slack,
 )
+from signoff.authz import Principal, may_access, refusal
 from signoff.config import Settings
 from signoff.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     Gone,
     LeaseLost,
     NotFound,
@@ -68,6 +70,7 @@ class StartInput:
     stream: bool = False
     background: bool = False
     public_url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,14 +81,7 @@ class ContinueInput:
     stream: bool = False
     background: bool = False
     public_url: str | None = None
-
-
-@dataclass
-class Principal:
-    """The caller as authenticated by API Gateway; ``None`` when the route has no authorizer."""
-
-    user_id: str
-    groups: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,7 +143,9 @@ def start_run(
         return RunResult(state, [])
     events = _Events(state)
     events("RunStarted", model=agent.model, model_provider=state.model_provider)
-    _run(deps, agent, state, history, deadline, events, RunEvent("started", state.user_id, "api"))
+    _run(
+        deps, agent, state, history, deadline, events, RunEvent("started", state.user_id, "api", request.meta)
+    )
     return RunResult(state, events.items)
 
 
@@ -166,7 +164,7 @@ def continue_run(
     _check_background(deps, request.background)
     loaded = _load_owned(
         deps,
-        agent_id,
+        agent,
         run_id,
         request.session_id,
         request.user_id,
@@ -180,13 +178,26 @@ def continue_run(
     if state.status == "PAUSED":
         if request.tools is None:
             raise BadRequest("tools is required to continue a paused run")
-        audit = _apply_decisions(agent, state, request.tools, actor=actor, channel=channel)
+        audit = _apply_decisions(
+            deps,
+            agent,
+            state,
+            request.tools,
+            decider=principal,
+            actor=actor,
+            channel=channel,
+            meta=request.meta,
+        )
     else:  # ERROR, or RUNNING whose invocation died: resume from the last saved step
+        if request.tools:
+            # Decisions for a run that no longer waits for them: a late duplicate of the
+            # continue that already moved it on.
+            raise Conflict("run is already continued")
         audit = _recover_interrupted(agent, state)
     if request.public_url:
         state.public_url = request.public_url
     if request.background:
-        audit.append(RunEvent("queued", actor, channel, {"from_status": state.status}))
+        audit.append(RunEvent("queued", actor, channel, {"from_status": state.status, **request.meta}))
         state.status = "PENDING"
         try:
             deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
@@ -195,7 +206,9 @@ def continue_run(
         _enqueue(deps, state)
         return RunResult(state, [])
     try:
-        return _claim_and_run(deps, agent, loaded, deadline, audit, actor=actor, channel=channel)
+        return _claim_and_run(
+            deps, agent, loaded, deadline, audit, actor=actor, channel=channel, meta=request.meta
+        )
     except LeaseLost:
         raise Conflict(_conflict_detail(deps, run_id)) from None
 
@@ -234,10 +247,11 @@ def _claim_and_run(
     *,
     actor: str | None,
     channel: str,
+    meta: dict[str, Any] | None = None,
 ) -> RunResult:
     """Claim the run (a save conditional on the version read) and only then run anything."""
     state = loaded.state
-    audit.append(RunEvent("continued", actor, channel, {"from_status": state.status}))
+    audit.append(RunEvent("continued", actor, channel, {"from_status": state.status, **(meta or {})}))
     for call in state.open_turn():
         if call.state == "approved":
             call.state = "executing"  # saved by the claim itself: no extra round trip
@@ -270,6 +284,8 @@ def decide(
     channel: str,
     agent_id: str | None = None,
     delivery_id: str | None = None,
+    decider: Principal | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> DecisionOutcome:
     """Record one decision (webhook, Slack, approval link); queue the resume once all are decided.
 
@@ -288,7 +304,10 @@ def decide(
         raise BadRequest(f"tool call {tool_call_id} needs {call.requirement}; answer it with a continue")
     agent = deps.catalog.get(state.agent_id)
     plan = _decision_plan(agent, call, {"confirmed": approve, "confirmation_note": note})
-    audit = _record(state, [(call, plan)], actor=approver, channel=channel)
+    _authorize(
+        deps, agent, state, [(call, plan)], decider=decider, actor=approver, channel=channel, meta=meta
+    )
+    audit = _record(state, [(call, plan)], actor=approver, channel=channel, meta=meta)
     try:
         deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit, delivery=delivery_id)
     except LeaseLost:
@@ -328,7 +347,9 @@ def approval_by_token(deps: Dependencies, token: str) -> ApprovalView:
     return ApprovalView(loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason)
 
 
-def decide_by_token(deps: Dependencies, token: str, *, note: str | None = None) -> DecisionOutcome:
+def decide_by_token(
+    deps: Dependencies, token: str, *, note: str | None = None, meta: dict[str, Any] | None = None
+) -> DecisionOutcome:
     """Apply the one decision an approval link carries. Single-use: a second use is 409."""
     view = approval_by_token(deps, token)
     if view.reason == "already_used":
@@ -343,30 +364,42 @@ def decide_by_token(deps: Dependencies, token: str, *, note: str | None = None) 
         note=note,
         approver="approval-link",
         channel="link",
+        meta=meta,
     )
 
 
-def receive_webhook(deps: Dependencies, body: bytes, signature: str, *, secret: str) -> DecisionOutcome:
+def receive_webhook(
+    deps: Dependencies, body: bytes, signature: str, *, secret: str, meta: dict[str, Any] | None = None
+) -> DecisionOutcome:
     """A signed decision from another system: verify, refuse replays, then decide."""
     if not secret:
         raise NotImplementedYet("webhook approvals are not configured (no webhook secret)")
     verify_signature(secret, signature, body)
     decision = parse_webhook_body(body)
-    return _decide_external(deps, decision, channel="webhook")
+    return _decide_external(deps, decision, channel="webhook", meta=meta)
 
 
 def receive_slack(
-    deps: Dependencies, body: bytes, timestamp: str, signature: str, *, signing_secret: str
+    deps: Dependencies,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    *,
+    signing_secret: str,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[DecisionOutcome, str | None]:
     """A Slack button press: verify Slack's signature, then decide. Returns the response_url too."""
     if not signing_secret:
         raise NotImplementedYet("Slack approvals are not configured (no signing secret)")
     verify_slack(signing_secret, timestamp, signature, body)
     decision, response_url = parse_slack_payload(body)
-    return _decide_external(deps, decision, channel="slack"), response_url
+    return _decide_external(deps, decision, channel="slack", meta=meta), response_url
 
 
-def _decide_external(deps: Dependencies, decision: ExternalDecision, *, channel: str) -> DecisionOutcome:
+def _decide_external(
+    deps: Dependencies, decision: ExternalDecision, *, channel: str, meta: dict[str, Any] | None
+) -> DecisionOutcome:
+    """A decision from a signed channel: the channel vouches for the approver it names."""
     if deps.store.delivery_seen(decision.delivery_id):
         raise Conflict("this delivery was already received")
     run_id, tool_call_id = decision.run_id, decision.tool_call_id
@@ -388,6 +421,8 @@ def _decide_external(deps: Dependencies, decision: ExternalDecision, *, channel:
         approver=decision.approver,
         channel=channel,
         delivery_id=decision.delivery_id,
+        decider=Principal(decision.approver, decision.approver_groups),
+        meta=meta,
     )
 
 
@@ -480,8 +515,8 @@ def cancel_run(
     principal: Principal | None,
 ) -> RunResult:
     """Cancel a paused, pending or failed run: no paused tool ever runs afterwards."""
-    deps.catalog.get(agent_id)
-    loaded = _load_owned(deps, agent_id, run_id, session_id, user_id, principal)
+    agent = deps.catalog.get(agent_id)
+    loaded = _load_owned(deps, agent, run_id, session_id, user_id, principal)
     state = loaded.state
     if state.status == "CANCELLED":
         raise Conflict("run is already cancelled")
@@ -511,8 +546,17 @@ def cancel_run(
 def get_run(
     deps: Dependencies, agent_id: str, run_id: str, *, session_id: str | None, principal: Principal | None
 ) -> RunState:
-    deps.catalog.get(agent_id)
-    return _load_owned(deps, agent_id, run_id, session_id, None, principal).state
+    agent = deps.catalog.get(agent_id)
+    return _load_owned(deps, agent, run_id, session_id, None, principal).state
+
+
+def run_events(
+    deps: Dependencies, agent_id: str, run_id: str, *, session_id: str | None, principal: Principal | None
+) -> list[dict[str, Any]]:
+    """The run's audit trail, for those who may read the run."""
+    agent = deps.catalog.get(agent_id)
+    _load_owned(deps, agent, run_id, session_id, None, principal)
+    return deps.store.run_events(run_id)
 
 
 def list_runs(
@@ -581,7 +625,7 @@ def _history_runs(agent: Agent, settings: Settings) -> int:
 
 def _load_owned(
     deps: Dependencies,
-    agent_id: str,
+    agent: Agent,
     run_id: str,
     session_id: str | None,
     user_id: str | None,
@@ -594,10 +638,11 @@ def _load_owned(
     if loaded is None:
         raise RunNotFound(run_id)
     state = loaded.state
-    owner_ok = (principal is None or state.user_id == principal.user_id) and (
-        user_id is None or state.user_id == user_id
-    )
-    if state.agent_id != agent_id or (session_id and state.session_id != session_id) or not owner_ok:
+    if (
+        state.agent_id != agent.id
+        or (session_id and state.session_id != session_id)
+        or not may_access(principal, user_id, agent, state)
+    ):
         raise RunNotFound(run_id)
     return loaded
 
@@ -625,7 +670,15 @@ def _conflict_detail(deps: Dependencies, run_id: str) -> str:
 
 
 def _apply_decisions(
-    agent: Agent, state: RunState, decisions: list[dict[str, Any]], *, actor: str | None, channel: str
+    deps: Dependencies,
+    agent: Agent,
+    state: RunState,
+    decisions: list[dict[str, Any]],
+    *,
+    decider: Principal | None,
+    actor: str | None,
+    channel: str,
+    meta: dict[str, Any],
 ) -> list[RunEvent]:
     """Merge each decision onto the STORED paused call it names. Validates all before changing any."""
     pending = {t.tool_call_id: t for t in state.pending_tools}
@@ -643,11 +696,47 @@ def _apply_decisions(
             raise BadRequest(f"tool_call_id {call_id} is not a paused tool call of this run")
         _check_echo(call, decision)
         plans.append((call, _decision_plan(agent, call, decision)))
-    return _record(state, plans, actor=actor, channel=channel)
+    _authorize(deps, agent, state, plans, decider=decider, actor=actor, channel=channel, meta=meta)
+    return _record(state, plans, actor=actor, channel=channel, meta=meta)
+
+
+def _authorize(
+    deps: Dependencies,
+    agent: Agent,
+    state: RunState,
+    plans: list[tuple[ToolCall, dict[str, Any]]],
+    *,
+    decider: Principal | None,
+    actor: str | None,
+    channel: str,
+    meta: dict[str, Any] | None,
+) -> None:
+    """Refuse (403) the whole request if any decision in it is not the decider's to make.
+
+    The refusal is written to the audit log; the run itself is left as it was.
+    """
+    for call, plan in plans:
+        tool = agent.tool(call.tool_name)
+        reason = refusal(tool, decider, state.user_id, plan["state"] == "approved") if tool else None
+        if reason:
+            detail = {
+                "tool_call_id": call.tool_call_id,
+                "tool_name": call.tool_name,
+                "reason": reason,
+                "args_digest": call.args_digest,
+                **(meta or {}),
+            }
+            deps.store.append_events(state.run_id, [RunEvent("decision_refused", actor, channel, detail)])
+            raise Forbidden(reason)
 
 
 def _record(
-    state: RunState, plans: list[tuple[ToolCall, dict[str, Any]]], *, actor: str | None, channel: str
+    state: RunState,
+    plans: list[tuple[ToolCall, dict[str, Any]]],
+    *,
+    actor: str | None,
+    channel: str,
+    meta: dict[str, Any] | None = None,
 ) -> list[RunEvent]:
     """Apply validated decision plans to their calls; return the audit events."""
     now = now_epoch()
@@ -667,6 +756,7 @@ def _record(
                     "decision": "approved" if call.state in ("approved", "succeeded") else call.state,
                     "note": call.confirmation_note,
                     "args_digest": call.args_digest,
+                    **(meta or {}),
                 },
             )
         )

@@ -51,6 +51,7 @@ class Tool:
     idempotent: bool = False
     stop_after_tool_call: bool = False
     approvers: tuple[str, ...] = ()
+    allow_self_approval: bool = True
     approval_ttl_seconds: int | None = None
     schema_hash: str = field(default="", compare=False)
 
@@ -107,6 +108,7 @@ def tool(
     idempotent: bool = False,
     stop_after_tool_call: bool = False,
     approvers: Sequence[str] = (),
+    allow_self_approval: bool = True,
     approval_ttl_seconds: int | None = None,
 ) -> Any:
     """Turn a function into a :class:`Tool`; usable bare (``@tool``) or with options.
@@ -125,7 +127,11 @@ def tool(
         idempotent: running it twice is harmless, so a call whose outcome is unknown after a crash
             may be re-run on recovery instead of asking a human again.
         stop_after_tool_call: end the run with the tool's result instead of calling the model again.
-        approvers: groups or user ids allowed to decide on this tool's calls (empty: the run's owner).
+        approvers: groups or user ids allowed to decide on this tool's calls; they need not own
+            the run. Empty: whoever may continue the run decides. Non-empty requires
+            authentication, and such calls get no approval links (a link proves no identity).
+        allow_self_approval: ``False`` bars the run's owner from approving their own call
+            (rejecting it stays allowed).
         approval_ttl_seconds: how long a call waits for a decision before it expires; defaults to
             the agent's ``approval_ttl_seconds``.
 
@@ -155,6 +161,7 @@ def tool(
             idempotent=idempotent,
             stop_after_tool_call=stop_after_tool_call,
             approvers=tuple(approvers),
+            allow_self_approval=allow_self_approval,
             approval_ttl_seconds=approval_ttl_seconds,
         )
         digest = hashlib.sha256(

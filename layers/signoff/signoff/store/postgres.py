@@ -353,6 +353,16 @@ class PostgresRunStore:
         query = "SELECT session_id, agent_id, user_id FROM sessions WHERE session_id = %s"
         return self._execute(lambda conn: conn.execute(query, (session_id,)).fetchone())
 
+    def append_events(self, run_id: str, events: list[RunEvent]) -> None:
+        """Add to the audit log without touching the run (e.g. a refused decision)."""
+        query = (
+            "INSERT INTO run_events (run_id, kind, actor, channel, detail)"
+            " SELECT %(run_id)s, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)"
+            " FROM jsonb_to_recordset(%(events)s) AS e(kind text, actor text, channel text, detail jsonb)"
+        )
+        params = {"run_id": run_id, "events": Jsonb([e.__dict__ for e in events], dumps=_dumps)}
+        self._execute(lambda conn: conn.execute(query, params))
+
     def run_events(self, run_id: str) -> list[dict[str, Any]]:
         query = (
             "SELECT event_id, extract(epoch FROM at)::float AS at, kind, actor, channel, detail"
