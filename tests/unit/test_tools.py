@@ -59,7 +59,7 @@ def test_optional_parameters_are_not_required_and_their_defaults_fill_in():
 
     # When the schema is built and the model sends only the required argument
     required = search.parameters["required"]
-    result = search.execute({"query": "cats"})
+    result = search.execute({"query": "cats"}).content
 
     # Then only the parameter without default is required, and the defaults are used
     assert required == ["query"]
@@ -168,7 +168,7 @@ def test_bare_decorator_and_decorator_with_options_both_build_tools():
     assert named.description == "Find a key."
     assert named.openai_schema()["function"]["name"] == "find"
     assert named.requirement == "confirmation"
-    assert bare.execute({"key": "k"}) == named.execute({"key": "k"}) == "k"
+    assert bare.execute({"key": "k"}).content == named.execute({"key": "k"}).content == "k"
 
 
 def test_requires_user_input_lists_the_named_fields_with_types_and_descriptions():
@@ -235,7 +235,7 @@ def test_arguments_are_coerced_to_the_signature():
 
     # When the arguments are validated and the tool executed
     validated = delete_rows.validate_arguments(args)
-    result = delete_rows.execute(args)
+    result = delete_rows.execute(args).content
 
     # Then the function gets an int
     assert validated == {"table_name": "users", "count": 50}
@@ -317,7 +317,7 @@ def test_non_string_results_are_returned_as_json():
         return {"table": table, "rows": 3}
 
     # Then the model gets JSON text
-    assert stats.execute({"table": "t"}) == '{"table": "t", "rows": 3}'
+    assert stats.execute({"table": "t"}).content == '{"table": "t", "rows": 3}'
 
 
 # --- schema hash --------------------------------------------------------------------------------

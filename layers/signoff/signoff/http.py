@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 MAX_FIELD_CHARS = 100_000
+MAX_DECISIONS = 100
+MAX_JSON_DEPTH = 20
 
 
 def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes:
@@ -62,10 +64,14 @@ def parse_fields(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     if media_type == "application/json" or (not media_type and data.lstrip()[:1] == b"{"):
         try:
             value = json.loads(data)
+        except RecursionError:
+            raise BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValidationFailed([_error(["body"], "JSON decode error", "json_invalid")]) from None
         if not isinstance(value, dict):
             raise ValidationFailed([_error(["body"], "Input should be a valid dictionary", "dict_type")])
+        if _depth(value) > MAX_JSON_DEPTH + 1:
+            raise BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
         return value
     try:
         text = data.decode()
@@ -193,9 +199,28 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
             raw = json.loads(raw)
         except json.JSONDecodeError:
             raise BadRequest("Invalid JSON in tools field") from None
+        except RecursionError:
+            raise BadRequest(f"tools is nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise BadRequest("tools must be a JSON array of tool objects")
+    if len(raw) > MAX_DECISIONS:
+        raise BadRequest(f"tools holds more than {MAX_DECISIONS} decisions")
+    if _depth(raw) > MAX_JSON_DEPTH:
+        raise BadRequest(f"tools is nested deeper than {MAX_JSON_DEPTH} levels")
     return raw
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, iteratively (a hostile payload cannot blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def principal(event: Mapping[str, Any], groups_claim: str = "cognito:groups") -> Principal | None:
@@ -287,6 +312,7 @@ def run_object(state: RunState) -> dict[str, Any]:
             for t in pending
         ],
         "input": {"input_content": state.input_content},
+        "references": state.references,
     }
 
 

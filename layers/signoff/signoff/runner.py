@@ -196,15 +196,17 @@ def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> N
                 call.state, call.tool_call_error = "failed", True
                 call.result = call.model_message = "Error: the arguments changed after the decision"
                 continue
-            _execute(call, tool, ctx)
+            _execute(state, call, tool, ctx)
 
 
-def _execute(call: ToolCall, tool: Tool, ctx: RunContext) -> None:
+def _execute(state: RunState, call: ToolCall, tool: Tool, ctx: RunContext) -> None:
     ctx.emit("ToolCallStarted", tool=call.public())
     started = time.perf_counter()
     try:
-        call.result = tool.execute(call.tool_args)
+        output = tool.execute(call.tool_args)
+        call.result = output.content
         call.state, call.tool_call_error = "succeeded", False
+        state.references.extend({**ref, "tool_call_id": call.tool_call_id} for ref in output.references)
     except ToolArgumentsInvalid as exc:
         call.state, call.tool_call_error, call.result = "failed", True, f"Error: {exc}"
     except Exception as exc:  # a tool's own failure is the model's to handle, not a crash

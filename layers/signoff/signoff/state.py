@@ -161,6 +161,8 @@ class RunState(BaseModel):
     public_url: str | None = None
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     error: str | None = None
+    # What tools consulted (e.g. knowledge chunks), so an approver sees what the agent read.
+    references: list[dict[str, Any]] = Field(default_factory=list)
 
     def tool(self, tool_call_id: str) -> ToolCall | None:
         return next((t for t in self.tools if t.tool_call_id == tool_call_id), None)

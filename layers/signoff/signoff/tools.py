@@ -19,6 +19,19 @@ FieldType = Literal["str", "int", "float", "bool", "list", "dict"]
 Requirement = Literal["confirmation", "user_input", "external_execution"]
 
 
+@dataclass(frozen=True)
+class ToolOutput:
+    """A tool result with what the tool consulted, listed in the run's ``references``.
+
+    Attributes:
+        content: the text the model receives.
+        references: sources the tool read (e.g. knowledge chunks), shown to approvers.
+    """
+
+    content: str
+    references: tuple[dict[str, Any], ...] = ()
+
+
 class ToolArgumentsInvalid(ValueError):
     """The model's arguments do not fit the tool's signature; the text goes back to the model."""
 
@@ -88,12 +101,14 @@ class Tool:
             raise ToolArgumentsInvalid(f"Invalid arguments for {self.name}: {problems}") from None
         return {name: getattr(parsed, name) for name in type(parsed).model_fields}
 
-    def execute(self, arguments: dict[str, Any]) -> str:
+    def execute(self, arguments: dict[str, Any]) -> ToolOutput:
         """Validate the arguments, call the function and return its result as text."""
         result = self.function(**self.validate_arguments(arguments))
-        if isinstance(result, str):
+        if isinstance(result, ToolOutput):
             return result
-        return json.dumps(result, default=str)
+        if isinstance(result, str):
+            return ToolOutput(result)
+        return ToolOutput(json.dumps(result, default=str))
 
 
 def tool(
