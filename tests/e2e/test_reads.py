@@ -72,3 +72,18 @@ def test_openapi_document_lists_the_routes(api):
     document = json.loads(response["body"])
     assert document["openapi"].startswith("3.")
     assert "/agents/{agent_id}/runs/{run_id}/continue" in document["paths"]
+
+
+def test_openapi_document_covers_every_route_of_the_template(api):
+    from signoff.local.template import load_template
+    from signoff.openapi import document
+
+    from tests.support.api import ROOT
+
+    # Given the routes API Gateway will serve
+    template = load_template(ROOT / "template.yaml")
+    routes = {(r.method.lower(), r.path) for f in template.functions.values() for r in f.routes}
+
+    # Then the published document describes each of them (it cannot drift from the template)
+    described = {(method, path) for path, item in document()["paths"].items() for method in item}
+    assert routes - {("get", "/openapi.json")} <= described

@@ -170,7 +170,13 @@ def start_input(event: Mapping[str, Any], max_bytes: int, configured_url: str = 
     if errors:
         raise ValidationFailed(errors)
     return StartInput(
-        message or "", session_id, user_id, stream, background, public_url(event, configured_url)
+        message or "",
+        session_id,
+        user_id,
+        stream,
+        background,
+        public_url(event, configured_url),
+        request_meta(event),
     )
 
 

@@ -29,8 +29,13 @@ def _run_ok() -> dict[str, Any]:
     }
 
 
-def _param(name: str, where: str = "path", required: bool = True, **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": {"type": "string", **schema}}
+def _param(
+    name: str, where: str = "path", required: bool = True, description: str = "", **schema: Any
+) -> dict[str, Any]:
+    param = {"name": name, "in": where, "required": required, "schema": {"type": "string", **schema}}
+    if description:
+        param["description"] = description
+    return param
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +112,62 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _run_ok(), **_errors(404, 409)},
                 },
             },
+            "/agents/{agent_id}/runs/{run_id}/events": {
+                "get": {
+                    "summary": "The run's audit trail",
+                    "parameters": [agent, run, session_q],
+                    "responses": {"200": {"description": "Audit events, oldest first"}, **_errors(404)},
+                },
+            },
+            "/approvals/webhook": {
+                "post": {
+                    "summary": "Decide a paused tool call from another system (HMAC-signed)",
+                    "parameters": [_param("Signoff-Signature", "header", description="t=<unix>,v1=<hex>")],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "event_id": {"type": "string"},
+                                        "decision": {"enum": ["approve", "reject"]},
+                                        "approver": {"type": "string"},
+                                        "approver_groups": {"type": "array"},
+                                        "note": {"type": "string"},
+                                        "token": {"type": "string"},
+                                        "run_id": {"type": "string"},
+                                        "tool_call_id": {"type": "string"},
+                                    },
+                                    "required": ["event_id", "decision", "approver"],
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "The decision recorded"},
+                        **_errors(400, 401, 403, 404, 409, 410, 422),
+                    },
+                },
+            },
+            "/approvals/slack": {
+                "post": {
+                    "summary": "Slack interactivity (signed by Slack)",
+                    "responses": {"200": {"description": "Replacement message"}, **_errors(400, 401, 409)},
+                },
+            },
+            "/approvals/{token}": {
+                "get": {
+                    "summary": "Approval link: a confirm page (never decides)",
+                    "parameters": [_param("token")],
+                    "responses": {"200": {"description": "HTML page"}, **_errors(404, 410)},
+                },
+                "post": {
+                    "summary": "Approval link: apply its single decision",
+                    "parameters": [_param("token")],
+                    "responses": {"200": {"description": "HTML page"}, **_errors(404, 409, 410)},
+                },
+            },
             "/sessions": {
                 "get": {
                     "summary": "List sessions",
@@ -148,7 +209,10 @@ def document() -> dict[str, Any]:
                 f"E{code}": {"description": text, "content": {"application/json": {"schema": detail}}}
                 for code, text in (
                     (400, "Bad request"),
+                    (401, "Bad or missing signature"),
+                    (403, "Not allowed"),
                     (404, "Not found"),
+                    (410, "Expired"),
                     (409, "Conflict"),
                     (413, "Body too large"),
                     (422, "Validation error"),
