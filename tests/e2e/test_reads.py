@@ -77,7 +77,6 @@ def test_openapi_document_lists_the_routes(api):
 def test_openapi_document_covers_every_route_of_the_template(api):
     from signoff.local.template import load_template
     from signoff.openapi import document
-
     from tests.support.api import ROOT
 
     # Given the routes API Gateway will serve
