@@ -7,13 +7,13 @@ Placeholders (``__NAME__``) are filled at invoke time. Two kinds cannot be preco
   with the webhook secret, and ``__SLACK_TIMESTAMP__`` / ``__SLACK_SIGNATURE__``
   (approval_slack.json) are ``<unix>`` / ``v0=<hex HMAC-SHA256 of "v0:<unix>:" + body>`` with the
   Slack signing secret. Both sign the *final* body (after ``__RUN_ID__`` etc. are replaced) and must
-  be less than five minutes old, so whatever invokes these events computes them last.
+  be less than five minutes old, so whatever invokes these events computes them last:
+  ``make invoke`` (``signoff.local.invoke``) does, with the local secrets.
 - ``__TOKEN__`` (approval_link_*.json) is a raw approval-link token, which only a paused run issues.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "signoff"))
 
 from signoff.local.apigw import ACCOUNT_ID, REGION, http_api_event  # noqa: E402
+from signoff.local.queue import sqs_record  # noqa: E402
 
 API_ID = "r3pmxmplak"
 HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
@@ -209,6 +210,7 @@ def build() -> dict[str, dict]:
         **approval_events(),
         "resume_queue.json": resume_queue(),
         "expire_schedule.json": expire_schedule(),
+        **knowledge_events(),
     }
 
 
@@ -269,6 +271,67 @@ def approval_events() -> dict[str, dict]:
     }
 
 
+def knowledge_events() -> dict[str, dict]:
+    """The /knowledge/... requests: a markdown file upload, a JSON document, list, search, delete.
+
+    Returns:
+        file name → event.
+    """
+    kb = "handbook"
+    documents = f"/knowledge/{kb}/documents"
+    markdown = (
+        "# Refund policy\n\n## Refund window\n\nCustomers can ask for a refund within 30 days of "
+        "delivery.\n\n## Gift cards\n\nGift cards are never refunded.\n"
+    )
+    upload = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{{"team": "support"}}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="refunds.md"\r\n'
+        f"Content-Type: text/markdown\r\n\r\n{markdown}\r\n--{BOUNDARY}--\r\n"
+    ).encode()
+    shipping = {
+        "document_id": "shipping",
+        "text": "# Shipping\n\nExpress delivery arrives the next business day.",
+        "metadata": {"team": "logistics"},
+    }
+    return {
+        "knowledge_upload.json": event(
+            20,
+            "POST",
+            documents,
+            "/knowledge/{kb}/documents",
+            {"kb": kb},
+            content_type=f"multipart/form-data; boundary={BOUNDARY}",
+            body=upload,
+        ),
+        "knowledge_add_document.json": event(
+            21,
+            "POST",
+            documents,
+            "/knowledge/{kb}/documents",
+            {"kb": kb},
+            content_type="application/json",
+            body=json.dumps(shipping).encode(),
+        ),
+        "knowledge_list.json": event(22, "GET", documents, "/knowledge/{kb}/documents", {"kb": kb}),
+        "knowledge_search.json": event(
+            23,
+            "POST",
+            f"/knowledge/{kb}/search",
+            "/knowledge/{kb}/search",
+            {"kb": kb},
+            content_type="application/json",
+            body=json.dumps({"query": "are gift cards refunded", "limit": 3}).encode(),
+        ),
+        "knowledge_delete.json": event(
+            24,
+            "DELETE",
+            f"{documents}/shipping",
+            "/knowledge/{kb}/documents/{document_id}",
+            {"kb": kb, "document_id": "shipping"},
+        ),
+    }
+
+
 def slack_block_actions() -> dict:
     """The ``block_actions`` payload Slack posts when someone presses a message's Approve button.
 
@@ -308,33 +371,24 @@ def resume_queue() -> dict:
     """An SQS batch of one resume message, as Lambda's event source mapping delivers it.
 
     Returns:
-        The event. Its ``md5OfBody`` is of the body with the placeholder; Lambda does not check it.
+        The event, shaped by ``signoff.local.queue.sqs_record`` (what ``make dev``'s local queue
+        delivers). Its ``md5OfBody`` is of the body with the placeholder; Lambda does not check it.
     """
     body = json.dumps({"kind": "resume", "run_id": "__RUN_ID__", "agent_id": AGENT})
     sent_ms = EPOCH_MS + 16_000
     trace = f"Root=1-{sent_ms // 1000:08x}-{16:024x};Parent=5e1b4151d1ea1c0a;Sampled=1"
-    return {
-        "Records": [
-            {
-                "messageId": "2e1424d4-f796-459a-8184-9c92662be6da",
-                "receiptHandle": "AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq/cBcbOBsXw8JNkVyAeAHLvyrR0fMLHdsOaJHMsr"
-                "9H7wy+yyj1X7TnVnvT5cbhgLBLqeCKmhlkS/Dq6zX+cZ+4ckc3sjXAPh1tVVOIyKjvHAn4TtYeUqq7aRA==",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "AWSTraceHeader": trace,
-                    "SentTimestamp": str(sent_ms),
-                    "SenderId": f"AROAXMPL0SIGNOFF0DEV1:{STACK}-StartRunFunction-Xmpl1a2b3c4d",
-                    "ApproximateFirstReceiveTimestamp": str(sent_ms + 12),
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's checksum, not security
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{STACK}-ResumeQueue",
-                "awsRegion": REGION,
-            }
-        ]
-    }
+    record = sqs_record(
+        body,
+        message_id="2e1424d4-f796-459a-8184-9c92662be6da",
+        receipt_handle="AQEBzWwaftRI0KuVm4tP+/7q1rGgNqicHq/cBcbOBsXw8JNkVyAeAHLvyrR0fMLHdsOaJHMsr"
+        "9H7wy+yyj1X7TnVnvT5cbhgLBLqeCKmhlkS/Dq6zX+cZ+4ckc3sjXAPh1tVVOIyKjvHAn4TtYeUqq7aRA==",
+        sent_ms=sent_ms,
+        first_receive_ms=sent_ms + 12,
+        sender_id=f"AROAXMPL0SIGNOFF0DEV1:{STACK}-StartRunFunction-Xmpl1a2b3c4d",
+        queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{STACK}-ResumeQueue",
+        trace_header=trace,
+    )
+    return {"Records": [record]}
 
 
 def expire_schedule() -> dict:

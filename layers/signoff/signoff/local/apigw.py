@@ -50,12 +50,23 @@ def _merge_headers(
     return merged, cookies
 
 
-def _claim_value(value: Any) -> str:
-    # HTTP API hands JWT claims to Lambda as strings; arrays arrive as "[a b]".
+def claim_value(value: Any) -> str:
+    """A JWT claim as an HTTP API hands it to Lambda: a string; arrays as ``"[a b]"``, numbers as digits.
+
+    Args:
+        value: the claim's JSON value.
+
+    Returns:
+        Its string form.
+    """
     if isinstance(value, list | tuple):
-        return "[" + " ".join(_claim_value(item) for item in value) + "]"
+        return "[" + " ".join(claim_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{key}:{claim_value(item)}" for key, item in sorted(value.items())) + "]"
     return str(value)
 
 
@@ -87,6 +98,7 @@ def http_api_event(
     path_parameters: Mapping[str, str] | None = None,
     source_ip: str = "127.0.0.1",
     authorizer_claims: Mapping[str, Any] | None = None,
+    authorizer_scopes: list[str] | None = None,
     api_id: str = DEFAULT_API_ID,
     stage: str = "$default",
     request_id: str | None = None,
@@ -111,6 +123,7 @@ def http_api_event(
         source_ip: the client address.
         authorizer_claims: JWT claims when a JWT authorizer accepted the request (stringified as
             API Gateway does).
+        authorizer_scopes: the token's scopes, with ``authorizer_claims`` (None: ``"scopes": null``).
         api_id: the API id (also used for the default domain name).
         stage: the stage name; ``$default`` keeps the stage out of the path.
         request_id: fixed request id (for reproducible sample events); random otherwise.
@@ -168,8 +181,9 @@ def http_api_event(
         "timeEpoch": epoch_ms,
     }
     if authorizer_claims is not None:
-        claims = {name: _claim_value(value) for name, value in authorizer_claims.items()}
-        context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+        claims = {name: claim_value(value) for name, value in authorizer_claims.items()}
+        scopes = list(authorizer_scopes) if authorizer_scopes else None
+        context["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes}}
     event["requestContext"] = context
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)

@@ -6,6 +6,12 @@ locally: N worker processes (multiprocessing, "spawn" context) that each load th
 keep their module-level state (settings, the database connection) between events, and answer one
 event at a time. A caller takes a free container for each request, blocking until one is free.
 
+Each event carries its function's environment overlay (see ``signoff.local.env``), applied in the
+container before the handler runs. With ``services``, each container installs relays for the resume
+queue and the pause notifier (``signoff.local.queue``): what a handler sends travels back over the
+container's pipe while the invocation runs, to the pool's ``on_event`` (the dev server's local queue
+and notifier).
+
 When a handler lets any ``BaseException`` escape (a test's simulated crash included), the container
 reports the crash and exits, and the pool starts a fresh process in its place, as Lambda does; the
 run's database state is whatever the crash left. The same happens when a container dies on its own
@@ -24,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +53,13 @@ class PoolClosed(Exception):
     """The pool was stopped while a request waited for a container."""
 
 
-def _serve(conn: Any, env: dict[str, str], sys_path: list[str], template_path: str) -> None:
+def _serve(
+    conn: Any,
+    env: dict[str, str],
+    sys_path: list[str],
+    template_path: str,
+    services: dict[str, bool] | None = None,
+) -> None:
     """A container's main loop (runs in the worker process): answer one event at a time until STOP."""
     os.environ.clear()
     os.environ.update(env)
@@ -57,6 +69,11 @@ def _serve(conn: Any, env: dict[str, str], sys_path: list[str], template_path: s
     # Ctrl-C reaches the whole process group; the dev server stops its containers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     template = None
+    installed = False
+
+    def emit(kind: str, payload: Any) -> None:
+        conn.send(("event", (kind, payload)))
+
     while True:
         try:
             message = conn.recv()
@@ -64,12 +81,24 @@ def _serve(conn: Any, env: dict[str, str], sys_path: list[str], template_path: s
             return
         if message is STOP:
             return
-        logical_id, event, timeout_ms = message
+        logical_id, event, timeout_ms, overlay = message
         try:
             from signoff.local.apigw import FakeLambdaContext
+            from signoff.local.env import apply_overlay
             from signoff.local.handlers import invoke
             from signoff.local.template import load_template
 
+            if not installed:
+                installed = True
+                if services and any(services.values()):
+                    from signoff.local.queue import RelayNotifier, RelayQueue, install_runtime_services
+
+                    install_runtime_services(
+                        queue=RelayQueue(emit) if services.get("queue") else None,
+                        notifier=RelayNotifier(emit) if services.get("notifier") else None,
+                    )
+            if overlay:
+                apply_overlay(overlay)
             if template is None:
                 template = load_template(Path(template_path))
             function = template.functions[logical_id]
@@ -97,7 +126,14 @@ class Container:
     """
 
     def __init__(
-        self, ctx: Any, name: str, *, env: dict[str, str], sys_path: list[str], template_path: Path
+        self,
+        ctx: Any,
+        name: str,
+        *,
+        env: dict[str, str],
+        sys_path: list[str],
+        template_path: Path,
+        services: dict[str, bool] | None = None,
     ) -> None:
         self.name = name
         self.invocations = 0
@@ -106,7 +142,7 @@ class Container:
         self._conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
             target=_serve,
-            args=(child, env, sys_path, str(template_path)),
+            args=(child, env, sys_path, str(template_path), services),
             name=f"signoff-{name}",
             daemon=True,
         )
@@ -116,7 +152,16 @@ class Container:
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def invoke(self, logical_id: str, event: dict[str, Any], timeout_ms: int, wait_s: float) -> Any:
+    def invoke(
+        self,
+        logical_id: str,
+        event: dict[str, Any],
+        timeout_ms: int,
+        wait_s: float,
+        *,
+        overlay: dict[str, str | None] | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
+    ) -> Any:
         """Send one event and wait for the handler's result.
 
         Args:
@@ -124,6 +169,9 @@ class Container:
             event: the event.
             timeout_ms: the deadline the handler's context reports.
             wait_s: how long to wait for the answer before giving up on the container.
+            overlay: the function's environment overlay.
+            on_event: receives what the handler sends through the relays (``(kind, payload)``), as
+                it is sent.
 
         Returns:
             What the handler returned.
@@ -132,12 +180,21 @@ class Container:
             ContainerCrashed: the handler raised, or the process died; the container is dead.
             ContainerTimedOut: no answer within ``wait_s``; the container must be killed.
         """
+        deadline = time.monotonic() + wait_s
         try:
             with self._send_lock:
-                self._conn.send((logical_id, event, timeout_ms))
-            if not self._conn.poll(wait_s):
-                raise ContainerTimedOut(f"{self.name} gave no answer within {wait_s:.0f}s")
-            kind, value = self._conn.recv()
+                self._conn.send((logical_id, event, timeout_ms, overlay))
+            while True:
+                if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                    raise ContainerTimedOut(f"{self.name} gave no answer within {wait_s:.0f}s")
+                kind, value = self._conn.recv()
+                if kind != "event":
+                    break
+                if on_event is not None:
+                    try:
+                        on_event(*value)
+                    except Exception:
+                        logger.exception("%s: could not forward %s", self.name, value[0])
         except (EOFError, OSError) as error:
             raise ContainerCrashed(f"{self.name} died: {error!r}") from None
         self.invocations += 1
@@ -183,6 +240,10 @@ class ContainerPool:
         sys_path: folders put first on each worker's ``sys.path`` (and ``PYTHONPATH``): the layers and
             the checkout.
         grace_s: how long past its deadline an invocation may run before its container is killed.
+        overlays: logical id → the environment overlay applied before each of its events.
+        services: ``{"queue": bool, "notifier": bool}``: the relays each container installs.
+        on_event: receives ``(kind, payload)`` for what the relays send (``"queue"``: a message,
+            ``"paused"``: a pause's detail).
     """
 
     def __init__(
@@ -192,6 +253,9 @@ class ContainerPool:
         template_path: Path,
         sys_path: Sequence[str] = (),
         grace_s: float = DEFAULT_GRACE_S,
+        overlays: dict[str, dict[str, str | None]] | None = None,
+        services: dict[str, bool] | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a container pool needs at least one container")
@@ -199,6 +263,9 @@ class ContainerPool:
         self.template_path = Path(template_path)
         self.sys_path = [str(entry) for entry in sys_path]
         self.grace_s = grace_s
+        self.overlays = dict(overlays or {})
+        self.services = dict(services or {})
+        self.on_event = on_event
         self.started_containers = 0  # replacements included
         self.crashes = 0
         self._ctx = multiprocessing.get_context("spawn")
@@ -219,7 +286,12 @@ class ContainerPool:
             self.started_containers += 1
             name = f"container-{self.started_containers}"
         container = Container(
-            self._ctx, name, env=self._environment(), sys_path=self.sys_path, template_path=self.template_path
+            self._ctx,
+            name,
+            env=self._environment(),
+            sys_path=self.sys_path,
+            template_path=self.template_path,
+            services=self.services,
         )
         with self._lock:
             if self._closed.is_set():
@@ -282,7 +354,14 @@ class ContainerPool:
         """
         container = self._acquire()
         try:
-            result = container.invoke(logical_id, event, timeout_ms, timeout_ms / 1000 + self.grace_s)
+            result = container.invoke(
+                logical_id,
+                event,
+                timeout_ms,
+                timeout_ms / 1000 + self.grace_s,
+                overlay=self.overlays.get(logical_id),
+                on_event=self.on_event,
+            )
         except (ContainerCrashed, ContainerTimedOut):
             with self._lock:
                 self.crashes += 1

@@ -1,10 +1,17 @@
-"""`make dev`: the HTTP API on loopback, each request turned into the API Gateway v2 event AWS would send."""
+"""`make dev`: the HTTP API on loopback, each request turned into the API Gateway v2 event AWS would send.
+
+Around the routes, the dev server plays the parts of AWS that a paused run needs without an account:
+a local resume queue (``signoff.local.queue``) that hands background runs, decided pauses and deadline
+hand-offs to ResumeWorkerFunction; the upkeep schedule (ExpireApprovalsFunction every
+``--upkeep-seconds``); a pause notifier that prints approval links (``signoff.local.notifier``); and,
+with ``SIGNOFF_AUTH=jwt``, API Gateway's JWT authorizer (``signoff.local.jwt``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import base64
-import binascii
+import ipaddress
 import json
 import logging
 import os
@@ -13,22 +20,34 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from signoff.local.apigw import FakeLambdaContext, http_api_event
+from signoff.local import jwt
+from signoff.local.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
 from signoff.local.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
+from signoff.local.env import EnvGate, Overlay, function_overlays, reset_runtime_caches
 from signoff.local.handlers import invoke
+from signoff.local.notifier import CHANNEL_VARIABLES, LocalNotifier
+from signoff.local.queue import LocalQueue, install_runtime_services
 from signoff.local.standin import StandinModel
-from signoff.local.template import TEMPLATE_NAME, Template, find_repo_root, load_template
+from signoff.local.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
 
 logger = logging.getLogger("signoff.local.devserver")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_TIMEOUT_MS = 29_000
 CONTAINERS_ENV = "SIGNOFF_DEV_CONTAINERS"
+AUTH_ENV = "SIGNOFF_AUTH"
+UPKEEP_ENV = "SIGNOFF_DEV_UPKEEP_SECONDS"
+DEFAULT_UPKEEP_S = 60.0
 STANDIN_API_KEY = "standin"
+# Local secrets of the signed approval channels (README: "Run it locally"); never used in AWS.
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_SLACK_SIGNING_SECRET = "dev-slack-signing-secret"
+AUTH_MODES = ("none", "jwt")
 _BANNER = """
 ************************************************************************
 ***  STAND-IN MODEL - this is NOT a real language model.
@@ -51,28 +70,25 @@ def dev_data_dir(repo_root: Path) -> Path:
     return Path(repo_root) / ".dev" / "pgdata"
 
 
-def _reset_runtime_caches() -> None:
-    # Settings, the store and the catalog are cached per container; a changed environment is a new one.
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("signoff.") or name.startswith("signoff.local") or module is None:
-            continue
-        for value in list(vars(module).values()):
-            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
-                value.cache_clear()
-
-
 class LocalBackends:
     """The database and the model that local runs use, and the environment that points handlers at them.
 
     Without ``database_url`` an embedded PostgreSQL is started on ``.dev/pgdata`` of the checkout and
     migrated. Without ``model_base_url``, the real OpenAI API (or ``OPENAI_BASE_URL``) is used when
     ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the stand-in model is started (configured from
-    ``STANDIN_LATENCY_MS`` / ``STANDIN_FAULTS``) and announced loudly. ``stop()`` restores the environment.
+    ``STANDIN_LATENCY_MS`` / ``STANDIN_FAULTS``) and announced loudly. The signed approval channels get
+    local secrets when none is set (``SIGNOFF_WEBHOOK_SECRET=dev-webhook-secret``,
+    ``SIGNOFF_SLACK_SIGNING_SECRET=dev-slack-signing-secret``). ``stop()`` restores the environment.
+
+    The template's variables are not put into this process's environment: each function's differ, so
+    they are applied per invocation (``overlays``, see ``signoff.local.env``).
 
     Attributes:
         database_url: the libpq URL in use, once started.
         model_base_url: the OpenAI-compatible base URL in use (None for OpenAI itself).
         standin: the stand-in this object started, if any (tests may ``inject`` faults into it).
+        overlays: logical id → the environment each of its invocations gets, once started.
+        explicit: the variables set before the template's (the developer's and the ones set here).
     """
 
     def __init__(
@@ -92,6 +108,8 @@ class LocalBackends:
         self._announce = announce
         self._postgres: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self.overlays: dict[str, Overlay] = {}
+        self.explicit: frozenset[str] = frozenset()
 
     def _setenv(self, name: str, value: str, *, override: bool = True) -> None:
         if not override and name in os.environ:
@@ -116,15 +134,23 @@ class LocalBackends:
         if self.model_base_url is not None:
             self._setenv("OPENAI_BASE_URL", self.model_base_url)
             self._setenv("OPENAI_API_KEY", STANDIN_API_KEY, override=self.standin is not None)
-        # What Lambda always provides, and the template's literal settings (Globals included).
+        # What Lambda always provides; local secrets for the signed approval channels.
         self._setenv("AWS_REGION", "us-east-1", override=False)
         self._setenv("AWS_DEFAULT_REGION", "us-east-1", override=False)
         self._setenv("POWERTOOLS_TRACE_DISABLED", "true", override=False)
+        if not os.environ.get("SIGNOFF_WEBHOOK_SECRET_ARN"):
+            self._setenv("SIGNOFF_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET, override=False)
+        if not os.environ.get("SIGNOFF_SLACK_SIGNING_SECRET_ARN"):
+            self._setenv("SIGNOFF_SLACK_SIGNING_SECRET", DEV_SLACK_SIGNING_SECRET, override=False)
+        self.explicit = frozenset(os.environ)
         if self._template is not None:
-            for function in self._template.functions.values():
-                for name, value in function.environment.items():
-                    self._setenv(name, value, override=False)
-        _reset_runtime_caches()
+            self.overlays = function_overlays(self._template, self.explicit)
+        reset_runtime_caches(keep_store=False)
+
+    @property
+    def managed(self) -> list[str]:
+        """The variables the overlays set and unset."""
+        return sorted({name for overlay in self.overlays.values() for name in overlay})
 
     def stop(self) -> None:
         """Stop what ``start`` started (the database keeps its data) and restore the environment."""
@@ -136,13 +162,16 @@ class LocalBackends:
 
             stop_postgres(self._postgres)
             self._postgres = None
+        for name in self.managed:
+            if name not in self._saved_env:
+                os.environ.pop(name, None)  # applied by an overlay; absent before start
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self._saved_env.clear()
-        _reset_runtime_caches()
+        reset_runtime_caches(keep_store=False)
 
 
 def lambda_result_to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -169,19 +198,6 @@ def lambda_result_to_http(result: Any) -> tuple[int, list[tuple[str, str]], byte
     else:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     return int(result["statusCode"]), headers, data
-
-
-def _unverified_jwt_claims(authorization: str | None) -> dict[str, Any] | None:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        return None
-    parts = authorization[7:].strip().split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    return claims if isinstance(claims, dict) else None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -254,42 +270,41 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(404, [("content-type", "application/json")], b'{"message":"Not Found"}')
                 return
             route, params = found
-            claims = (
-                _unverified_jwt_claims(self.headers.get("Authorization"))
-                if app.trust_unverified_jwt
-                else None
-            )
+            claims: dict[str, Any] | None = None
+            scopes: list[str] | None = None
+            if app.auth == "jwt" and route.authorizer is not None:
+                verdict = jwt.verify(
+                    self.headers.get("Authorization"), secret=app.jwt_secret, required_scopes=route.scopes
+                )
+                if not verdict.ok:
+                    status, headers, data = verdict.response()
+                    self._write(status, [*headers, ("apigw-requestid", new_request_id())], data)
+                    return
+                claims, scopes = verdict.claims, verdict.scopes
             event = http_api_event(
                 self.command,
                 raw_path,
                 query=query,
-                headers=list(self.headers.items()),
+                headers=self._forwarded_headers(),
                 body=body,
                 route_key=route.route_key,
                 path_parameters=params,
                 source_ip=self.client_address[0],
                 authorizer_claims=claims,
+                authorizer_scopes=scopes,
             )
-            if app.pool is not None:
-                result, failed = self._invoke_in_container(app.pool, route.function_id, event, app.timeout_ms)
-                if failed is not None:
-                    status = failed
-                    return
-            else:
-                function = app.template.functions[route.function_id]
-                context = FakeLambdaContext(
-                    route.function_id, timeout_ms=app.timeout_ms, memory_mb=function.memory_mb or 256
+            try:
+                result = app.invoke_function(route.function_id, event, app.timeout_ms)
+            except (ContainerCrashed, ContainerTimedOut, PoolClosed) as error:
+                status = self._container_failure(route.function_id, error)
+                return
+            except Exception:
+                logger.error("%s raised:\n%s", route.function_id, traceback.format_exc())
+                status = 500
+                self._write(
+                    500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
                 )
-                try:
-                    with app.invoke_lock:
-                        result = invoke(route.function_id, event, context, template=app.template)
-                except Exception:
-                    logger.error("%s raised:\n%s", route.function_id, traceback.format_exc())
-                    status = 500
-                    self._write(
-                        500, [("content-type", "application/json")], b'{"message":"Internal Server Error"}'
-                    )
-                    return
+                return
             status, headers, data = lambda_result_to_http(result)
             headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
             self._write(status, headers, data)
@@ -299,25 +314,39 @@ class _Handler(BaseHTTPRequestHandler):
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info("%s %s %d %.0fms", self.command, self.path, status, elapsed_ms)
 
-    def _invoke_in_container(
-        self, pool: ContainerPool, function_id: str, event: dict[str, Any], timeout_ms: int
-    ) -> tuple[Any, int | None]:
-        """Run the event in a free container: ``(result, None)``, or on failure write API Gateway's
-        answer and return ``(None, status)``."""
-        try:
-            return pool.invoke(function_id, event, timeout_ms), None
-        except ContainerCrashed as error:
+    def _forwarded_headers(self) -> list[tuple[str, str]]:
+        """The request's headers with the ``x-forwarded-*`` ones API Gateway sets, as true locally:
+        plain http on this port (so that approval links built from the request work in a browser)."""
+        headers = []
+        forwarded_for = None
+        for name, value in self.headers.items():
+            key = name.lower()
+            if key in ("x-forwarded-proto", "x-forwarded-port"):
+                continue
+            if key == "x-forwarded-for":
+                forwarded_for = f"{forwarded_for}, {value}" if forwarded_for else value
+                continue
+            headers.append((name, value))
+        client = self.client_address[0]
+        headers.append(("x-forwarded-for", f"{forwarded_for}, {client}" if forwarded_for else client))
+        headers.append(("x-forwarded-port", str(self.server.server_address[1])))
+        headers.append(("x-forwarded-proto", "http"))
+        return headers
+
+    def _container_failure(self, function_id: str, error: Exception) -> int:
+        """Write API Gateway's answer to a failed container and return its status."""
+        if isinstance(error, ContainerCrashed):
             # A Lambda that dies answers 502 through API Gateway; the container is replaced.
             logger.error("%s crashed in its container (replaced by a fresh one): %s", function_id, error)
             status, body = 502, b'{"message":"Internal Server Error"}'
-        except ContainerTimedOut as error:
+        elif isinstance(error, ContainerTimedOut):
             logger.error("%s timed out (its container was replaced): %s", function_id, error)
             status, body = 503, b'{"message":"Service Unavailable"}'
-        except PoolClosed:
+        else:
             self.close_connection = True
             status, body = 503, b'{"message":"Service Unavailable"}'
         self._write(status, [("content-type", "application/json")], body)
-        return None, status
+        return status
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
@@ -339,8 +368,12 @@ class DevServer:
         base_url: ``http://host:port`` once started.
         timeout_ms: the Lambda context's deadline per request (API Gateway's 29 s by default).
         max_body_bytes: larger request bodies get 413.
-        trust_unverified_jwt: put the claims of a ``Bearer`` JWT into ``requestContext.authorizer.jwt``
-            WITHOUT verifying it (a local stand-in for API Gateway's JWT authorizer; dev only).
+        auth: ``"none"`` (no token needed; loopback only) or ``"jwt"`` (API Gateway's JWT authorizer on
+            the routes the template gives one, with local HS256 tokens: see ``signoff.local.jwt``).
+        jwt_secret: the secret local tokens are signed with.
+        queue: the local resume queue, once started (None when the template has no SQS consumer).
+        notifier: the local pause notifier, once started (None when a real channel is configured).
+        upkeep_seconds: how often the scheduled functions run (0: never).
     """
 
     def __init__(
@@ -354,61 +387,85 @@ class DevServer:
         template_path: Path | None = None,
         timeout_ms: int = API_TIMEOUT_MS,
         max_body_bytes: int = MAX_BODY_BYTES,
-        trust_unverified_jwt: bool = False,
+        auth: str = "none",
+        jwt_secret: str | None = None,
         serialize: bool = True,
         containers: int = 1,
+        upkeep_seconds: float = DEFAULT_UPKEEP_S,
+        queue_retry_s: float = 5.0,
         announce: bool = True,
     ) -> None:
         """Configure the server; nothing starts before ``start()``.
 
         Args:
             repo_root: the checkout; found from the current folder when None.
-            host: the address to bind (keep it loopback).
+            host: the address to bind (keep it loopback; another address needs ``auth="jwt"``).
             port: the port; 0 picks a free one.
             database_url: an existing, migrated database; None starts pgserver on ``.dev/pgdata``.
             model_base_url: an OpenAI-compatible base URL; None picks OpenAI or the stand-in (see
                 ``LocalBackends``).
             template_path: the template; defaults to ``repo_root/template.yaml``.
-            timeout_ms: the deadline each invocation's context reports.
+            timeout_ms: the deadline each API invocation's context reports.
             max_body_bytes: the request body limit (413 beyond).
-            trust_unverified_jwt: see the class attributes.
+            auth: ``"none"`` or ``"jwt"`` (see the class attributes).
+            jwt_secret: the local token secret; ``SIGNOFF_DEV_JWT_SECRET`` or ``signoff-dev-secret``.
             serialize: one invocation at a time, as one Lambda container handles one request at a
                 time (the handlers share one process, hence one cached connection). Applies to
-                ``containers=1``.
+                ``containers=1``; the local queue's and the upkeep's invocations take their turn too.
             containers: how many warm "Lambda containers" serve requests. 1 calls the handlers in this
                 process. N > 1 starts N worker processes (see ``signoff.local.containers``), each
                 handling one event at a time, so that concurrent requests really run concurrently, as
                 on Lambda; a request waits for a free container. A handler that dies in its container
                 answers 502 and the container is replaced by a fresh process.
-            announce: print the stand-in banner when the stand-in is started.
+            upkeep_seconds: run the template's scheduled functions (ExpireApprovalsFunction) this often;
+                0 never.
+            queue_retry_s: the local queue's visibility timeout: a failed resume message comes back
+                after it.
+            announce: print the stand-in banner and the approval links of each pause.
         """
+        if auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {AUTH_MODES}, not {auth!r}")
+        if containers < 1:
+            raise ValueError("containers must be at least 1")
         self.repo_root = Path(repo_root) if repo_root is not None else find_repo_root()
         self.host = host
         self.port = port
         self.template_path = Path(template_path) if template_path else self.repo_root / TEMPLATE_NAME
         self.timeout_ms = timeout_ms
         self.max_body_bytes = max_body_bytes
-        self.trust_unverified_jwt = trust_unverified_jwt
-        if containers < 1:
-            raise ValueError("containers must be at least 1")
+        self.auth = auth
+        self.jwt_secret = jwt_secret or jwt.dev_secret()
         self.containers = containers
+        self.upkeep_seconds = upkeep_seconds
+        self.queue_retry_s = queue_retry_s
         self.pool: ContainerPool | None = None
         self.invoke_lock: Any = threading.Lock() if serialize else _NoLock()
         self.template: Template = None  # type: ignore[assignment]
         self.backends: LocalBackends | None = None
         self.base_url: str | None = None
+        self.queue: LocalQueue | None = None
+        self.notifier: LocalNotifier | None = None
         self._database_url = database_url
         self._model_base_url = model_base_url
         self._announce = announce
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._env_gate = EnvGate()
+        self._uninstall: Any = None
+        self._stopping = threading.Event()
+        self._upkeep_thread: threading.Thread | None = None
 
+    # -- lifecycle
     def start(self) -> str:
-        """Start the database/model set-up and serve in a daemon thread.
+        """Start the database/model set-up, the local queue and upkeep, and serve in a daemon thread.
 
         Returns:
             The base URL, e.g. ``http://127.0.0.1:7777``.
         """
+        if self.auth == "none" and not _is_loopback(self.host):
+            raise ValueError(
+                f"{self.host} is not a loopback address: without SIGNOFF_AUTH=jwt anyone could call it"
+            )
         self.template = load_template(self.template_path)
         for layer in reversed(self.template.layer_dirs):
             if str(layer) not in sys.path:
@@ -421,7 +478,18 @@ class DevServer:
             announce=self._announce,
         )
         self.backends.start()
+        self._stopping.clear()
         try:
+            worker = self.resume_worker
+            if worker is not None:
+                self.queue = LocalQueue(
+                    self._deliver,
+                    batch_size=worker.batch_size,
+                    concurrency=1 if self.containers == 1 else max(1, self.containers // 2),
+                    visibility_timeout_s=self.queue_retry_s,
+                )
+            if not any(os.environ.get(name) for name in CHANNEL_VARIABLES):
+                self.notifier = LocalNotifier(announce=self._announce)
             if self.containers > 1:
                 # Started after the backends: each container inherits the environment they set.
                 layers = [str(layer) for layer in self.template.layer_dirs]
@@ -429,11 +497,16 @@ class DevServer:
                     self.containers,
                     template_path=self.template_path,
                     sys_path=[*layers, str(self.repo_root)],
+                    overlays=self.backends.overlays,
+                    services={"queue": self.queue is not None, "notifier": self.notifier is not None},
+                    on_event=self._on_container_event,
                 )
                 self.pool.start()
+            else:
+                self._uninstall = install_runtime_services(queue=self.queue, notifier=self.notifier)
             server = _Server((self.host, self.port), _Handler)
         except BaseException:
-            self._stop_pool()
+            self._stop_services()
             self.backends.stop()
             raise
         server.app = self
@@ -441,10 +514,22 @@ class DevServer:
         self._thread = threading.Thread(target=server.serve_forever, name="signoff-devserver", daemon=True)
         self._thread.start()
         self.base_url = f"http://{self.host}:{server.server_address[1]}"
+        if self.queue is not None:
+            self.queue.start()
+        if self.upkeep_seconds and self.template.scheduled():
+            self._upkeep_thread = threading.Thread(
+                target=self._upkeep_loop, name="signoff-upkeep", daemon=True
+            )
+            self._upkeep_thread.start()
         return self.base_url
 
     def stop(self) -> None:
-        """Stop serving and stop what was started (pgserver, stand-in); the dev database keeps its data."""
+        """Stop serving and stop what was started (pgserver, stand-in); the dev database keeps its data.
+
+        Messages still in the local queue are dropped; the upkeep of the next start re-queues the runs
+        they were for.
+        """
+        self._stopping.set()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -452,16 +537,27 @@ class DevServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self._stop_pool()
+        self._stop_services()
         if self.backends is not None:
             self.backends.stop()
             self.backends = None
         self.base_url = None
 
-    def _stop_pool(self) -> None:
+    def _stop_services(self) -> None:
+        self._stopping.set()
+        if self._upkeep_thread is not None:
+            self._upkeep_thread.join(timeout=5)
+            self._upkeep_thread = None
+        if self.queue is not None:
+            self.queue.stop()
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.stop()
+        if self._uninstall is not None:
+            self._uninstall()
+            self._uninstall = None
+        if self.backends is not None:
+            self._env_gate.restore(self.backends.managed)
 
     def __enter__(self) -> DevServer:
         self.start()
@@ -469,6 +565,81 @@ class DevServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- invocations
+    @property
+    def resume_worker(self) -> Function | None:
+        """The function the local queue delivers to (the template's SQS consumer), if any."""
+        consumers = self.template.consumers() if self.template is not None else []
+        return consumers[0] if consumers else None
+
+    def invoke_function(self, logical_id: str, event: dict[str, Any], timeout_ms: int | None = None) -> Any:
+        """Invoke one function as this server does for requests: in a container, or in this process
+        under its own environment (one at a time with ``serialize``).
+
+        Args:
+            logical_id: the function's logical id.
+            event: the event.
+            timeout_ms: the context's deadline; the function's ``Timeout`` (or 29 s) when None.
+
+        Returns:
+            What the handler returned.
+
+        Raises:
+            ContainerCrashed, ContainerTimedOut, PoolClosed: the container failed (``containers > 1``).
+            Exception: whatever the handler raised (``containers == 1``).
+        """
+        function = self.template.functions[logical_id]
+        if timeout_ms is None:
+            timeout_ms = (function.timeout_s or 29) * 1000
+        if self.pool is not None:
+            return self.pool.invoke(logical_id, event, timeout_ms)
+        assert self.backends is not None, "the server is not started"
+        context = FakeLambdaContext(logical_id, timeout_ms=timeout_ms, memory_mb=function.memory_mb or 256)
+        with self.invoke_lock, self._env_gate.use(self.backends.overlays.get(logical_id, {})):
+            return invoke(logical_id, event, context, template=self.template)
+
+    def _deliver(self, event: dict[str, Any]) -> Any:
+        worker = self.resume_worker
+        assert worker is not None
+        runs = ", ".join(json.loads(record["body"]).get("run_id", "?") for record in event["Records"])
+        logger.info(
+            "local queue -> %s: %d message(s) (run %s)", worker.logical_id, len(event["Records"]), runs
+        )
+        try:
+            return self.invoke_function(worker.logical_id, event)
+        except Exception:
+            logger.error("%s raised:\n%s", worker.logical_id, traceback.format_exc())
+            raise
+
+    def _on_container_event(self, kind: str, payload: Any) -> None:
+        if kind == "queue" and self.queue is not None:
+            self.queue.send(payload)
+        elif kind == "paused" and self.notifier is not None:
+            self.notifier.record(payload)
+
+    def run_upkeep(self) -> dict[str, Any]:
+        """Invoke each scheduled function once with EventBridge's Scheduled Event, as its rule would.
+
+        Returns:
+            logical id → what it returned (or the error).
+        """
+        results: dict[str, Any] = {}
+        for function in self.template.scheduled():
+            event = scheduled_event(function.logical_id)
+            try:
+                results[function.logical_id] = result = self.invoke_function(function.logical_id, event)
+            except Exception as error:
+                logger.error("%s (upkeep) failed: %s", function.logical_id, error)
+                results[function.logical_id] = error
+                continue
+            if isinstance(result, dict) and any(result.values()):
+                logger.info("upkeep %s: %s", function.logical_id, json.dumps(result, default=str))
+        return results
+
+    def _upkeep_loop(self) -> None:
+        while not self._stopping.wait(self.upkeep_seconds):
+            self.run_upkeep()
 
 
 class _NoLock:
@@ -479,22 +650,60 @@ class _NoLock:
         return None
 
 
+def scheduled_event(function_id: str, now: float | None = None) -> dict[str, Any]:
+    """The EventBridge Scheduled Event a function's ``Schedule`` rule sends.
+
+    Args:
+        function_id: the function's logical id (names the rule).
+        now: the event time (epoch seconds); now when None.
+
+    Returns:
+        The event.
+    """
+    when = time.gmtime(time.time() if now is None else now)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", when),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/signoff-local-{function_id}Upkeep"],
+        "detail": {},
+    }
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the dev server until Ctrl-C.
 
     Args:
-        argv: command-line arguments (``--host``, ``--port``, ``--trust-jwt``, ``--containers``).
+        argv: command-line arguments (``--host``, ``--port``, ``--auth``, ``--containers``,
+            ``--upkeep-seconds``).
 
     Returns:
         The exit code.
     """
-    parser = argparse.ArgumentParser(prog="python -m signoff.local.devserver", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m signoff.local.devserver", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 7777))
     parser.add_argument(
-        "--trust-jwt",
-        action="store_true",
-        help="pass the claims of an UNVERIFIED bearer JWT to handlers, as the JWT authorizer would",
+        "--auth",
+        choices=AUTH_MODES,
+        default=(os.environ.get(AUTH_ENV) or "none").lower(),
+        help=f"jwt: require local JWTs (make token) where the template has an authorizer, as API Gateway "
+        f"does; none (default, or ${AUTH_ENV}): no token, loopback only",
     )
     parser.add_argument(
         "--containers",
@@ -504,30 +713,40 @@ def main(argv: list[str] | None = None) -> int:
         help=f"warm Lambda containers (worker processes) serving requests concurrently; 1 (default, or "
         f"${CONTAINERS_ENV}) runs the handlers in this process, one request at a time",
     )
+    parser.add_argument(
+        "--upkeep-seconds",
+        type=float,
+        default=float(os.environ.get(UPKEEP_ENV) or DEFAULT_UPKEEP_S),
+        metavar="S",
+        help=f"run the scheduled upkeep (ExpireApprovalsFunction) every S seconds; 0 never "
+        f"(default {DEFAULT_UPKEEP_S:.0f}, or ${UPKEEP_ENV})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pgserver", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.containers < 1:
         parser.error("--containers must be at least 1")
+    if args.upkeep_seconds < 0:
+        parser.error("--upkeep-seconds must not be negative")
+    if args.auth == "none" and not _is_loopback(args.host):
+        parser.error(
+            f"--host {args.host} is not loopback: serving beyond this machine needs SIGNOFF_AUTH=jwt"
+        )
     server = DevServer(
         find_repo_root(),
         host=args.host,
         port=args.port,
-        trust_unverified_jwt=args.trust_jwt,
+        auth=args.auth,
         containers=args.containers,
+        upkeep_seconds=args.upkeep_seconds,
     )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or `kill`: stop cleanly (pgserver too)
         signal.signal(signum, lambda *_: stopping.set())
     try:
         url = server.start()
-        print(f"\nSignoff dev server on {url}  (database: {dev_data_dir(server.repo_root)})", flush=True)
-        if server.containers > 1:
-            print(f"  {server.containers} warm containers (worker processes), one request each", flush=True)
-        for route in server.template.routes:
-            print(f"  {route.route_key:<48} -> {route.function_id}", flush=True)
-        print("Ctrl-C to stop.\n", flush=True)
+        print(_summary(server, url), flush=True)
         while not stopping.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -536,6 +755,42 @@ def main(argv: list[str] | None = None) -> int:
         print("stopping...", file=sys.stderr, flush=True)
         server.stop()
     return 0
+
+
+def _summary(server: DevServer, url: str) -> str:
+    lines = [f"\nSignoff dev server on {url}  (database: {dev_data_dir(server.repo_root)})"]
+    if server.containers > 1:
+        lines.append(f"  {server.containers} warm containers (worker processes), one request each")
+    jwt_mode = server.auth == "jwt"
+    for route in server.template.routes:
+        mark = " [JWT]" if jwt_mode and route.authorizer else ""
+        lines.append(f"  {route.route_key:<48} -> {route.function_id}{mark}")
+    if jwt_mode:
+        lines.append(
+            'Auth: JWT. Routes marked [JWT] need  -H "Authorization: Bearer $(make -s token SUB=alice)"'
+            f"  (HS256, iss {jwt.ISSUER}, aud {jwt.AUDIENCE})"
+        )
+    else:
+        lines.append("Auth: none (SIGNOFF_AUTH=jwt make dev to require tokens as API Gateway would)")
+    worker = server.resume_worker
+    if worker is not None:
+        lines.append(f"Resume queue: local, delivered to {worker.logical_id} (background runs, approvals)")
+    scheduled = ", ".join(f.logical_id for f in server.template.scheduled())
+    if scheduled:
+        every = f"every {server.upkeep_seconds:g} s" if server.upkeep_seconds else "off (--upkeep-seconds 0)"
+        lines.append(f"Upkeep: {scheduled} {every}")
+    if server.notifier is not None:
+        lines.append("Pauses: approval links are printed here (no EventBridge, webhook or Slack)")
+    else:
+        lines.append(
+            "Pauses: announced on the channels set in the environment ("
+            + ", ".join(name for name in CHANNEL_VARIABLES if os.environ.get(name))
+            + ")"
+        )
+    secret = os.environ.get("SIGNOFF_WEBHOOK_SECRET", "(from its ARN)")
+    lines.append(f"Signed webhooks (POST /approvals/webhook): SIGNOFF_WEBHOOK_SECRET={secret}")
+    lines.append("Ctrl-C to stop.\n")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

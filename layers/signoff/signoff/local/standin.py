@@ -13,7 +13,8 @@ import secrets
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -339,14 +340,23 @@ def embed(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
     Returns:
         An L2-normalised vector of ``dimensions`` floats.
     """
-    vector = [0.0] * dimensions
     padded = f"  {' '.join(text.lower().split())}  "
-    for index in range(len(padded) - 2):
-        digest = hashlib.blake2b(padded[index : index + 3].encode(), digest_size=8).digest()
-        value = int.from_bytes(digest, "little")
-        vector[value % dimensions] += 1.0 if value >> 63 else -1.0
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
+    # Counts per slot are whole numbers, so summing them in any order gives the same floats.
+    slots: dict[int, int] = {}
+    for trigram, times in Counter(padded[i : i + 3] for i in range(len(padded) - 2)).items():
+        value = _trigram_hash(trigram)
+        slot = value % dimensions
+        slots[slot] = slots.get(slot, 0) + (times if value >> 63 else -times)
+    norm = math.sqrt(sum(x * x for x in slots.values())) or 1.0
+    vector = [0.0] * dimensions
+    for slot, count in slots.items():
+        vector[slot] = count / norm
+    return vector
+
+
+@lru_cache(maxsize=1 << 16)
+def _trigram_hash(trigram: str) -> int:
+    return int.from_bytes(hashlib.blake2b(trigram.encode(), digest_size=8).digest(), "little")
 
 
 def embeddings_response(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Reads template.yaml for the local server: each function's code, handler and HttpApi routes."""
+"""Reads template.yaml for the local server: each function's code, handler, environment, HttpApi routes
+(with the authorizer API Gateway would run for each), SQS and schedule triggers."""
 
 from __future__ import annotations
 
@@ -42,11 +43,17 @@ class Route:
         method: upper-case HTTP method, or ``ANY``.
         path: the route path with ``{param}`` / ``{proxy+}`` segments.
         function_id: logical id of the function serving it.
+        authorizer: the authorizer API Gateway runs before this route (the route's ``Auth.Authorizer``,
+            else the API's ``DefaultAuthorizer``); None for an open route (``Authorizer: NONE``, or an
+            API without authorizers). Conditions (``!If``) are resolved with the parameters' defaults.
+        scopes: the route's ``AuthorizationScopes`` (the token must carry one of them), if any.
     """
 
     method: str
     path: str
     function_id: str
+    authorizer: str | None = None
+    scopes: tuple[str, ...] = ()
 
     @property
     def route_key(self) -> str:
@@ -109,6 +116,9 @@ class Function:
             values that need a deployed stack, like ``!Ref`` of a resource, are left out).
         timeout_s: the function timeout in seconds, when set.
         memory_mb: the memory size, when set.
+        queues: logical ids of the SQS queues it consumes (``Type: SQS`` events).
+        batch_size: the largest SQS batch it is given (``BatchSize``, SQS's default 10).
+        schedules: its ``Type: Schedule`` expressions, e.g. ``rate(5 minutes)``.
     """
 
     logical_id: str
@@ -118,6 +128,9 @@ class Function:
     environment: dict[str, str] = field(default_factory=dict)
     timeout_s: int | None = None
     memory_mb: int | None = None
+    queues: tuple[str, ...] = ()
+    batch_size: int = 10
+    schedules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,14 @@ class Template:
     path: Path
     functions: dict[str, Function]
     layer_dirs: tuple[Path, ...] = ()
+
+    def consumers(self) -> list[Function]:
+        """The functions with an SQS trigger (the resume worker), in template order."""
+        return [function for function in self.functions.values() if function.queues]
+
+    def scheduled(self) -> list[Function]:
+        """The functions with a schedule trigger (upkeep), in template order."""
+        return [function for function in self.functions.values() if function.schedules]
 
     @property
     def routes(self) -> list[Route]:
@@ -171,19 +192,118 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return yaml.load(handle, Loader=_CfnLoader) or {}
 
 
-def _literal(value: Any, parameters: dict[str, Any]) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        default = parameters.get(str(value["Ref"]), {})
-        if isinstance(default, dict) and "Default" in default:
-            return _literal(default["Default"], parameters)
-    return None
+class _Unresolved(Exception):
+    """A value that needs a deployed stack (a resource's ``!Ref``, ``!GetAtt``, ``!Sub``...)."""
 
 
-def _http_routes(logical_id: str, events: dict[str, Any]) -> tuple[Route, ...]:
+_NO_VALUE = object()
+
+
+class _Resolver:
+    """Resolves the intrinsics a local run can know: parameter ``!Ref`` (defaults, or overrides),
+    conditions, ``!If`` and ``AWS::NoValue``. Anything else raises ``_Unresolved``."""
+
+    def __init__(self, parameters: dict[str, Any], conditions: dict[str, Any], overrides: dict[str, str]):
+        self.parameters = parameters
+        self.conditions = conditions
+        self.overrides = overrides
+        self._evaluating: set[str] = set()
+
+    def ref(self, name: str) -> Any:
+        if name in self.overrides:
+            return self.overrides[name]
+        spec = self.parameters.get(name)
+        if isinstance(spec, dict) and "Default" in spec:
+            default = spec["Default"]
+            if str(spec.get("Type", "")).startswith(("CommaDelimitedList", "List<")):
+                return [item.strip() for item in str(default).split(",")] if default != "" else [""]
+            return default
+        raise _Unresolved(name)
+
+    def condition(self, name: str) -> bool:
+        if name in self._evaluating or name not in self.conditions:
+            raise _Unresolved(name)
+        self._evaluating.add(name)
+        try:
+            return self.truth(self.conditions[name])
+        finally:
+            self._evaluating.discard(name)
+
+    def truth(self, expr: Any) -> bool:
+        if isinstance(expr, dict) and len(expr) == 1:
+            ((key, arg),) = expr.items()
+            if key == "Condition":
+                return self.condition(str(arg))
+            if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+                return self.scalar(arg[0]) == self.scalar(arg[1])
+            if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+                return not self.truth(arg[0])
+            if key == "Fn::And" and isinstance(arg, list):
+                return all(self.truth(item) for item in arg)
+            if key == "Fn::Or" and isinstance(arg, list):
+                return any(self.truth(item) for item in arg)
+        raise _Unresolved(repr(expr))
+
+    def scalar(self, value: Any) -> Any:
+        value = self.value(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value) if isinstance(value, int | float) else value
+
+    def value(self, value: Any) -> Any:
+        """The value with its intrinsics resolved; ``_NO_VALUE`` for ``!Ref AWS::NoValue``."""
+        if isinstance(value, list):
+            return [item for item in (self.value(v) for v in value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return _NO_VALUE if arg == "AWS::NoValue" else self.ref(str(arg))
+            if key == "Fn::If":
+                if not (isinstance(arg, list) and len(arg) == 3):
+                    raise _Unresolved("Fn::If")
+                return self.value(arg[1] if self.condition(str(arg[0])) else arg[2])
+            if key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+                items = self.value(arg[1])
+                if not isinstance(items, list):
+                    raise _Unresolved("Fn::Join")
+                return str(arg[0]).join(str(self.scalar(item)) for item in items)
+            if key.startswith("Fn::") or key == "Condition":
+                raise _Unresolved(key)
+        resolved = {k: self.value(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+    def literal(self, value: Any) -> str | None:
+        """An environment value as Lambda would see it, or None when it needs a deployed stack."""
+        try:
+            resolved = self.value(value)
+        except _Unresolved:
+            return None
+        if resolved is _NO_VALUE or isinstance(resolved, dict | list) or resolved is None:
+            return None
+        return str(self.scalar(resolved))
+
+
+_CLOSED = "(unresolved)"  # an authorizer the template sets in a way that cannot be read locally
+
+
+def _api_auth(api: dict[str, Any] | None, resolver: _Resolver) -> tuple[str | None, dict[str, Any]]:
+    """The API's default authorizer and its authorizers, from its (resolved) ``Auth`` block."""
+    try:
+        auth = resolver.value((api or {}).get("Auth"))
+    except _Unresolved:
+        return _CLOSED, {}
+    if not isinstance(auth, dict):
+        return None, {}
+    default = auth.get("DefaultAuthorizer")
+    authorizers = auth.get("Authorizers") if isinstance(auth.get("Authorizers"), dict) else {}
+    return (str(default) if default else None), authorizers
+
+
+def _http_routes(
+    logical_id: str, events: dict[str, Any], apis: dict[str, dict[str, Any]], resolver: _Resolver
+) -> tuple[Route, ...]:
     routes = []
     for event in (events or {}).values():
         if not isinstance(event, dict) or event.get("Type") != "HttpApi":
@@ -193,15 +313,62 @@ def _http_routes(logical_id: str, events: dict[str, Any]) -> tuple[Route, ...]:
         method = str(props.get("Method", "ANY")).upper()
         if method in ("X-AMAZON-APIGATEWAY-ANY-METHOD", "*"):
             method = "ANY"
-        routes.append(Route(method=method, path=str(path), function_id=logical_id))
+        api_ref = props.get("ApiId")
+        api_id = str(api_ref["Ref"]) if isinstance(api_ref, dict) and "Ref" in api_ref else None
+        default, authorizers = _api_auth(apis.get(api_id or "ServerlessHttpApi"), resolver)
+        authorizer: str | None = default
+        scopes: list[Any] = []
+        try:
+            auth = resolver.value(props.get("Auth"))
+        except _Unresolved:
+            auth, authorizer = None, default or _CLOSED
+        if isinstance(auth, dict):
+            if auth.get("Authorizer"):
+                authorizer = None if auth["Authorizer"] == "NONE" else str(auth["Authorizer"])
+            scopes = list(auth.get("AuthorizationScopes") or [])
+        if authorizer and not scopes:
+            scopes = list((authorizers.get(authorizer) or {}).get("AuthorizationScopes") or [])
+        routes.append(
+            Route(
+                method=method,
+                path=str(path),
+                function_id=logical_id,
+                authorizer=authorizer,
+                scopes=tuple(str(scope) for scope in scopes) if authorizer else (),
+            )
+        )
     return tuple(routes)
 
 
-def load_template(path: Path) -> Template:
+def _triggers(events: dict[str, Any]) -> tuple[tuple[str, ...], int, tuple[str, ...]]:
+    queues: list[str] = []
+    schedules: list[str] = []
+    batch_size = 10
+    for event in (events or {}).values():
+        if not isinstance(event, dict):
+            continue
+        props = event.get("Properties") or {}
+        if event.get("Type") == "SQS":
+            queue = props.get("Queue")
+            if isinstance(queue, dict) and isinstance(queue.get("Fn::GetAtt"), list):
+                queues.append(str(queue["Fn::GetAtt"][0]))
+            else:
+                queues.append(str(queue))
+            if str(props.get("BatchSize", "")).isdigit():
+                batch_size = int(props["BatchSize"])
+        elif event.get("Type") in ("Schedule", "ScheduleV2"):
+            expression = props.get("Schedule") or props.get("ScheduleExpression")
+            if isinstance(expression, str):
+                schedules.append(expression)
+    return tuple(queues), batch_size, tuple(schedules)
+
+
+def load_template(path: Path, parameters: dict[str, str] | None = None) -> Template:
     """Read a SAM template's functions, routes and layers, as ``sam local start-api`` does.
 
     Args:
         path: the ``template.yaml`` file.
+        parameters: parameter values that replace the defaults (``sam --parameter-overrides``).
 
     Returns:
         The functions (with ``CodeUri`` resolved against the template's folder) and layer folders.
@@ -209,11 +376,18 @@ def load_template(path: Path) -> Template:
     path = Path(path).resolve()
     doc = read_yaml(path)
     base = path.parent
-    parameters = doc.get("Parameters") or {}
+    resolver = _Resolver(doc.get("Parameters") or {}, doc.get("Conditions") or {}, dict(parameters or {}))
     globals_fn = (doc.get("Globals") or {}).get("Function") or {}
+    resources = doc.get("Resources") or {}
+    apis = {
+        name: resource.get("Properties") or {}
+        for name, resource in resources.items()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::HttpApi"
+    }
+    apis.setdefault("ServerlessHttpApi", (doc.get("Globals") or {}).get("HttpApi") or {})
     functions: dict[str, Function] = {}
     layers: list[Path] = []
-    for logical_id, resource in (doc.get("Resources") or {}).items():
+    for logical_id, resource in resources.items():
         if not isinstance(resource, dict):
             continue
         kind = resource.get("Type")
@@ -230,19 +404,24 @@ def load_template(path: Path) -> Template:
         variables.update(((props.get("Environment") or {}).get("Variables")) or {})
         environment = {}
         for name, value in variables.items():
-            literal = _literal(value, parameters)
+            literal = resolver.literal(value)
             if literal is not None:
                 environment[name] = literal
         timeout = props.get("Timeout", globals_fn.get("Timeout"))
         memory = props.get("MemorySize", globals_fn.get("MemorySize"))
+        events = props.get("Events") or {}
+        queues, batch_size, schedules = _triggers(events)
         functions[logical_id] = Function(
             logical_id=logical_id,
             code_uri=(base / code_uri).resolve(),
             handler=handler,
-            routes=_http_routes(logical_id, props.get("Events") or {}),
+            routes=_http_routes(logical_id, events, apis, resolver),
             environment=environment,
             timeout_s=int(timeout) if isinstance(timeout, int | str) and str(timeout).isdigit() else None,
             memory_mb=int(memory) if isinstance(memory, int | str) and str(memory).isdigit() else None,
+            queues=queues,
+            batch_size=batch_size,
+            schedules=schedules,
         )
     return Template(path=path, functions=functions, layer_dirs=tuple(layers))
 
