@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 7777
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke bench soak clean
+.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke token bench bench-knowledge soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,8 +47,18 @@ dev-reset: ## wipe the local dev database (paused runs included)
 invoke: ## call one function's handler in-process: make invoke FUNCTION=StartRunFunction EVENT=events/start_run.json
 	$(PY) -m signoff.local.invoke $(FUNCTION) $(EVENT)
 
-bench: ## print cold-start, warm-overhead, round-trip, memory and size figures
-	$(PY) scripts/bench.py
+# SUB, not USER: the shell's USER would silently mint a token for the login name.
+SUB ?= alice
+GROUPS ?=
+TTL ?= 3600
+token: ## mint a local dev JWT for SIGNOFF_AUTH=jwt make dev: make -s token SUB=alice GROUPS=ops,admins [TTL=3600]
+	@$(PY) -m signoff.local.token --user "$(SUB)" --groups "$(GROUPS)" --ttl "$(TTL)"
+
+bench: ## print cold-start, warm-overhead, round-trip, memory and size figures (BENCH_ARGS="--runs 3 --no-build")
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+bench-knowledge: ## knowledge search: ingestion throughput and search latency p50/p95 at 10k and 100k chunks (~5 min)
+	$(PY) scripts/bench_knowledge.py
 
 soak: ## thousands of flows with duplicate/concurrent continues, faults and crashes on 4 local containers; prints figures
 	$(PY) scripts/soak.py

@@ -89,5 +89,17 @@ for module in pydantic_core/_pydantic_core psycopg_binary/_psycopg jiter/jiter; 
   }
 done
 
+# layers/signoff/Makefile: nothing that Lambda's runtime provides, no dev-only code, bytecode shipped.
+for path in botocore boto3 urllib3 signoff/local; do
+  [ ! -e "$build/SignoffLayer/python/$path" ] || {
+    echo "check-template: SignoffLayer ships $path (the runtime provides it, or it is dev-only)" >&2
+    exit 1
+  }
+done
+[ -f "$build/SignoffLayer/python/signoff/__pycache__/service.cpython-312.pyc" ] || {
+  echo "check-template: SignoffLayer ships no Python 3.12 bytecode" >&2
+  exit 1
+}
+
 sizes=$(cd "$build" && du -sh -- */ | awk '{sub("/$", "", $2); printf "%s %s, ", $2, $1}')
 echo "check-template: OK in $((SECONDS - start))s (lint, SAM transform jwt+none, arm64 build: ${sizes%, })"

@@ -48,8 +48,8 @@ def db(postgres_url: str) -> Iterator[str]:
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE sessions, runs, tool_calls, run_events, approval_tokens, webhook_deliveries"
-            " RESTART IDENTITY CASCADE"
+            "TRUNCATE sessions, runs, tool_calls, run_events, approval_tokens, webhook_deliveries,"
+            " knowledge_documents, knowledge_chunks, knowledge_uploads RESTART IDENTITY CASCADE"
         )
     yield postgres_url
 
@@ -98,6 +98,8 @@ def _reset_runtime() -> None:
         runtime._model,
         runtime.get_queue,
         runtime.get_notifier,
+        runtime.get_knowledge_store,
+        runtime.get_embedder,
     ):
         cached.cache_clear()
 
@@ -129,6 +131,8 @@ def dump(db: str):
                     "run_events",
                     "approval_tokens",
                     "webhook_deliveries",
+                    "knowledge_documents",
+                    "knowledge_uploads",
                 )
             }
 

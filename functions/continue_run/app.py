@@ -3,10 +3,11 @@
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from signoff import http, service
+from signoff import http, service, snapstart
 from signoff.observability import logger, metrics, record_decisions, record_outcome, tracer
 from signoff.runtime import dependencies
 
+snapstart.install(calls_model=True)  # under SnapStart only: prime openai, register the restore hooks
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
 
@@ -47,6 +48,7 @@ def cancel_run(agent_id: str, run_id: str) -> Response:
         session_id=fields.get("session_id") or query.get("session_id"),
         user_id=fields.get("user_id") or query.get("user_id"),
         principal=_principal(),
+        meta=http.request_meta(event),
     )
     record_outcome(result.state)
     return http.run_response(result, stream=False)

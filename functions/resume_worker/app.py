@@ -5,31 +5,48 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from signoff import service
+from signoff import knowledge, service, snapstart
+from signoff.config import get_settings
 from signoff.models.base import Deadline
 from signoff.observability import logger, metrics, record_outcome, tracer
-from signoff.runtime import dependencies
+from signoff.runtime import dependencies, get_embedder, get_knowledge_store
 
+snapstart.install(calls_model=True)  # under SnapStart only: prime openai, register the restore hooks
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _context: object = None
 
 
 def handle_message(record: SQSRecord) -> None:
     message = json.loads(record.body)
+    if message.get("kind") == "ingest":
+        ingest_document(message)
+        return
     run_id = message["run_id"]
     logger.append_keys(run_id=run_id, message_kind=message.get("kind"))
     deps = dependencies()
     if message.get("kind") == "notify":
         service.renotify(deps, run_id)
         return
-    settings = deps.settings
-    remaining = getattr(_context, "get_remaining_time_in_millis", None)
-    deadline = Deadline(remaining or (lambda: settings.api_timeout_ms), settings.deadline_margin_ms)
-    result = service.resume_run(deps, run_id, deadline=deadline)
+    result = service.resume_run(deps, run_id, deadline=_deadline())
     if result is None:
         logger.info("nothing to resume: the run is not waiting for the queue")
         return
     record_outcome(result.state)
+
+
+def ingest_document(message: dict) -> None:
+    """A large knowledge upload: its text waits in the database; a redelivery finds nothing to do."""
+    logger.append_keys(kb=message["kb"], document_id=message["document_id"], message_kind="ingest")
+    result = knowledge.ingest_upload(
+        get_knowledge_store(), get_embedder(), message["kb"], message["document_id"], deadline=_deadline()
+    )
+    logger.info("document ingested" if result else "nothing to ingest: the upload is no longer pending")
+
+
+def _deadline() -> Deadline:
+    settings = get_settings()
+    remaining = getattr(_context, "get_remaining_time_in_millis", None)
+    return Deadline(remaining or (lambda: settings.api_timeout_ms), settings.deadline_margin_ms)
 
 
 @logger.inject_lambda_context

@@ -3,10 +3,11 @@
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from signoff import http, service
+from signoff import http, service, snapstart
 from signoff.observability import logger, metrics, record_outcome, tracer
 from signoff.runtime import dependencies
 
+snapstart.install(calls_model=True)  # under SnapStart only: prime openai, register the restore hooks
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
 

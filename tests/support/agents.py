@@ -136,3 +136,56 @@ ledger = Agent(
     tools=[ledger_entry, ledger_entry_crashy, lookup_user],
 )
 AGENTS.append(ledger)
+
+
+@tool(requires_confirmation=True, approvers=["finance"], allow_self_approval=False)
+def wire_money(amount: int) -> str:
+    """Wire money out of the company account; finance decides, never the requester.
+
+    Args:
+        amount: Amount in cents
+    """
+    EXECUTIONS.append(("wire_money", {"amount": amount}))
+    return f"Wired {amount}"
+
+
+@tool(requires_confirmation=True, approvers=["security", "carol"])
+def rotate_key(name: str) -> str:
+    """Rotate an API key; the security group or carol decides.
+
+    Args:
+        name: Key name
+    """
+    EXECUTIONS.append(("rotate_key", {"name": name}))
+    return f"Rotated {name}"
+
+
+guarded = Agent(
+    id="guarded",
+    name="Guarded",
+    instructions=["You move money and rotate keys"],
+    tools=[wire_money, rotate_key, lookup_user],
+)
+AGENTS.append(guarded)
+
+
+@tool(requires_confirmation=True)
+def issue_refund(order_id: str, amount: int) -> str:
+    """Refund an order; a human confirms, having seen what the agent read first.
+
+    Args:
+        order_id: The order
+        amount: Amount in cents
+    """
+    EXECUTIONS.append(("issue_refund", {"order_id": order_id, "amount": amount}))
+    return f"Refunded {amount} on {order_id}"
+
+
+support = Agent(
+    id="support",
+    name="Support",
+    instructions=["Check the handbook before you refund"],
+    tools=[issue_refund],
+    knowledge="handbook",
+)
+AGENTS.append(support)

@@ -63,6 +63,10 @@ ROUTES = {
     ("POST", "/approvals/slack"): "ApprovalsFunction",
     ("GET", "/approvals/{token}"): "ApprovalsFunction",
     ("POST", "/approvals/{token}"): "ApprovalsFunction",
+    ("POST", "/knowledge/{kb}/documents"): "KnowledgeFunction",
+    ("GET", "/knowledge/{kb}/documents"): "KnowledgeFunction",
+    ("DELETE", "/knowledge/{kb}/documents/{document_id}"): "KnowledgeFunction",
+    ("POST", "/knowledge/{kb}/search"): "KnowledgeFunction",
 }
 
 

@@ -36,7 +36,7 @@ APPROVAL_ROUTES = {
 PUBLIC_ROUTES = {("GET", "/openapi.json"), *APPROVAL_ROUTES}
 # Functions that can pause a run (and so announce it), and those that put work on the resume queue.
 PAUSING = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
-QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction"}
+QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction", "KnowledgeFunction"}
 READ_ONLY = {"ReadRunsFunction", "MigrateFunction"}
 # Conditions on optional parameters: empty parameter → False.
 OPTIONAL_CONDITIONS = (
@@ -172,8 +172,12 @@ def test_layers_point_at_the_package_folders_that_the_handlers_import(template):
     assert (ROOT / layers["SignoffLayer"]["Properties"]["ContentUri"] / "signoff" / "__init__.py").is_file()
     assert (ROOT / layers["SignoffLayer"]["Properties"]["ContentUri"] / "requirements.txt").is_file()
     assert (ROOT / layers["AgentsLayer"]["Properties"]["ContentUri"] / "catalog" / "__init__.py").is_file()
+    # The signoff layer is built by its Makefile (arm64 wheels, pruned, with .pyc); the agents layer by SAM.
+    assert layers["SignoffLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    makefile = ROOT / layers["SignoffLayer"]["Properties"]["ContentUri"] / "Makefile"
+    assert "build-SignoffLayer:" in makefile.read_text()
+    assert layers["AgentsLayer"]["Metadata"]["BuildMethod"] == "python3.12"
     for layer in layers.values():
-        assert layer["Metadata"]["BuildMethod"] == "python3.12"
         assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert template["Globals"]["Function"]["Layers"] == [{"Ref": "SignoffLayer"}, {"Ref": "AgentsLayer"}]
 
@@ -245,7 +249,7 @@ def _walk(node: Any):
 
 
 def test_each_function_reads_only_the_secrets_it_needs(template):
-    needs_openai = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
+    needs_openai = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction", "KnowledgeFunction"}
     # verifies signed webhooks, or signs the NotifyUrl notification of a pause
     needs_webhook = PAUSING | {"ApprovalsFunction"}
     needs_slack = {"ApprovalsFunction"}

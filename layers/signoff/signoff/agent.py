@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from signoff.errors import AgentNotFound
 from signoff.tools import Tool
@@ -28,6 +30,9 @@ class Agent:
             deployment's ``SIGNOFF_HISTORY_RUNS``.
         max_turns: model turns one run may take; ``None`` uses ``SIGNOFF_MAX_TURNS``.
         approval_ttl_seconds: how long a paused tool call waits for a decision before it expires.
+        knowledge: a knowledge base the agent may search: adds the ``search_knowledge_base``
+            tool (read-only, no confirmation); what it returns is listed in the run's
+            ``references``, so an approver sees what the agent read.
     """
 
     id: str
@@ -40,9 +45,15 @@ class Agent:
     history_runs: int | None = None
     max_turns: int | None = None
     approval_ttl_seconds: int = 24 * 3600
+    knowledge: str | None = None
     _tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.knowledge:
+            from signoff.knowledge import TOOL_NAME, search_tool
+
+            if all(t.name != TOOL_NAME for t in self.tools):
+                object.__setattr__(self, "tools", (*self.tools, search_tool(self.knowledge)))
         by_name = {t.name: t for t in self.tools}
         if len(by_name) != len(self.tools):
             raise ValueError(f"agent {self.id}: two tools share a name")
@@ -51,6 +62,21 @@ class Agent:
     def tool(self, name: str) -> Tool | None:
         """The agent's tool of that name, or ``None``."""
         return self._tools_by_name.get(name)
+
+    def with_knowledge_search(self, search: Callable[..., Any] | None) -> Agent:
+        """This agent with its knowledge tool bound to ``search(kb, query, limit, filters)``.
+
+        The service binds it for each run (the store and embedder are the invocation's); the
+        tool's schema, and so the agent's version, stay the same.
+        """
+        if not self.knowledge or search is None:
+            return self
+        from signoff.knowledge import search_tool
+
+        bound = search_tool(self.knowledge, search)
+        return dataclasses.replace(
+            self, tools=tuple(bound if t.name == bound.name else t for t in self.tools)
+        )
 
     @property
     def system_message(self) -> str:

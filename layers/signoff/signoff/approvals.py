@@ -11,6 +11,7 @@ from typing import Any
 
 from signoff.agent import Agent
 from signoff.errors import Unauthorized
+from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
 from signoff.state import RunState
 
 SIGNATURE_HEADER = "signoff-signature"
@@ -156,10 +157,15 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
 
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ValidationFailed([_field_error("body", "JSON decode error", "json_invalid")]) from None
     if not isinstance(data, dict):
         raise ValidationFailed([_field_error("body", "Input should be a valid dictionary", "dict_type")])
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ValidationFailed([_field_error("body", "JSON is nested too deeply", "json_invalid")])
+    bad = unstorable_path(data)
+    if bad is not None:
+        raise ValidationFailed([_field_error(bad[0], UNSTORABLE_MESSAGE, "string_type")])
     errors = []
 
     def text(name: str, required: bool, limit: int = 512) -> str | None:
@@ -227,6 +233,8 @@ def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
             run_id=str(target["run_id"]),
             tool_call_id=str(target["tool_call_id"]),
         )
-    except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError):
+    except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("not a Signoff approval action") from None
+    if unstorable_path([decision.run_id, decision.tool_call_id, decision.approver, decision.delivery_id]):
+        raise BadRequest("not a Signoff approval action")
     return decision, payload.get("response_url")

@@ -40,6 +40,15 @@ class Settings(BaseModel):
             (local); in AWS ``webhook_secret_arn`` names the Secrets Manager secret.
         slack_signing_secret: Slack's signing secret (local); in AWS ``slack_signing_secret_arn``.
         slack_webhook_url: Slack incoming-webhook URL for pause messages with buttons.
+        embedding_model: the OpenAI embeddings model of knowledge search.
+        embedding_dimensions: the embeddings' size; the ``knowledge_chunks`` column is created at
+            this size by the migration, so changing it later needs a re-index (see the README).
+        embedding_batch_size: texts per embeddings request.
+        knowledge_max_bytes: largest document upload (413 beyond).
+        knowledge_queue_chunks: documents with more chunks than this are ingested by the resume
+            worker (202) when the queue exists; smaller ones within the request.
+        knowledge_writers: user ids or groups (comma-separated) allowed to add and delete
+            documents; empty: any caller the API lets through. Non-empty requires authentication.
     """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -69,6 +78,13 @@ class Settings(BaseModel):
     slack_signing_secret: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET")
     slack_signing_secret_arn: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET_ARN")
     slack_webhook_url: str = Field("", alias="SIGNOFF_SLACK_WEBHOOK_URL")
+    embedding_model: str = Field("text-embedding-3-small", min_length=1, alias="SIGNOFF_EMBEDDING_MODEL")
+    # pgvector indexes (HNSW) take at most 2000 dimensions of `vector`.
+    embedding_dimensions: int = Field(1536, ge=1, le=2000, alias="SIGNOFF_EMBEDDING_DIMENSIONS")
+    embedding_batch_size: int = Field(256, ge=1, le=2048, alias="SIGNOFF_EMBEDDING_BATCH_SIZE")
+    knowledge_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, alias="SIGNOFF_KNOWLEDGE_MAX_BYTES")
+    knowledge_queue_chunks: int = Field(200, ge=1, alias="SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS")
+    knowledge_writers: str = Field("", alias="SIGNOFF_KNOWLEDGE_WRITERS")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -80,3 +80,13 @@ class LeaseLost(Conflict):
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} was taken over by another invocation")
+
+
+class KnowledgeIndexMismatch(SignoffError):
+    """The embeddings and the ``knowledge_chunks`` column differ in size: the index needs a rebuild.
+
+    An operator's mistake (``SIGNOFF_EMBEDDING_DIMENSIONS`` changed after the migration), so the
+    message says what to do; it carries no data.
+    """
+
+    status_code = 500

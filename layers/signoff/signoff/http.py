@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from signoff.authz import Principal
 from signoff.errors import BadRequest, PayloadTooLarge, SignoffError, ValidationFailed
+from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
 from signoff.models.base import Deadline
 from signoff.service import ContinueInput, RunResult, StartInput
 from signoff.state import RunState
@@ -20,11 +21,13 @@ from signoff.state import RunState
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+    from signoff.knowledge import DocumentInput, IngestResult
+    from signoff.store.base import DocumentPage, KnowledgeDocument, KnowledgeHit
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 MAX_FIELD_CHARS = 100_000
 MAX_DECISIONS = 100
-MAX_JSON_DEPTH = 20
 
 
 def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes:
@@ -53,7 +56,34 @@ def parse_fields(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     """The body's fields, from multipart/form-data, urlencoded or a JSON object.
 
     Repeated form fields keep their last value; parts without a name, and files, are ignored.
+    Text PostgreSQL cannot store (NUL characters, lone surrogates) is refused with 422.
     """
+    fields = _parse_body(event, max_bytes)
+    _check_storable(fields, "body")
+    return fields
+
+
+def _check_storable(value: Any, where: str) -> None:
+    path = unstorable_path(value)
+    if path is not None:
+        raise ValidationFailed(
+            [
+                _error(
+                    [where, *path],
+                    UNSTORABLE_MESSAGE,
+                    "string_type",
+                )
+            ]
+        )
+
+
+def check_request_values(event: Mapping[str, Any]) -> None:
+    """Path and query values must be storable text too (422 otherwise)."""
+    _check_storable(event.get("pathParameters") or {}, "path")
+    _check_storable(event.get("queryStringParameters") or {}, "query")
+
+
+def _parse_body(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     data = body_bytes(event, max_bytes)
     content_type = _header(event, "content-type")
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -70,7 +100,7 @@ def parse_fields(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
             raise ValidationFailed([_error(["body"], "JSON decode error", "json_invalid")]) from None
         if not isinstance(value, dict):
             raise ValidationFailed([_error(["body"], "Input should be a valid dictionary", "dict_type")])
-        if _depth(value) > MAX_JSON_DEPTH + 1:
+        if json_depth(value) > MAX_JSON_DEPTH + 1:
             raise BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
         return value
     try:
@@ -90,6 +120,8 @@ def _parse_multipart(data: bytes, content_type: str) -> dict[str, Any]:
     if not match:
         raise BadRequest("multipart body without a boundary")
     delimiter = b"--" + match.group(1).encode()
+    if delimiter + b"--" not in data:
+        raise BadRequest("multipart body is truncated (no closing boundary)")
     fields: dict[str, Any] = {}
     for part in data.split(delimiter)[1:]:
         if part.startswith(b"--"):
@@ -211,22 +243,9 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
         raise BadRequest("tools must be a JSON array of tool objects")
     if len(raw) > MAX_DECISIONS:
         raise BadRequest(f"tools holds more than {MAX_DECISIONS} decisions")
-    if _depth(raw) > MAX_JSON_DEPTH:
+    if json_depth(raw) > MAX_JSON_DEPTH:
         raise BadRequest(f"tools is nested deeper than {MAX_JSON_DEPTH} levels")
     return raw
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, iteratively (a hostile payload cannot blow the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(item, dict):
-            stack.extend((child, level + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, level + 1) for child in item)
-    return deepest
 
 
 def principal(event: Mapping[str, Any], groups_claim: str = "cognito:groups") -> Principal | None:
@@ -362,7 +381,16 @@ def run_response(result: RunResult, *, stream: bool) -> Response:
 
 
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Any) -> None:
-    """Map the exception tree to status codes; a 500 never carries internals."""
+    """Map the exception tree to status codes; a 500 never carries internals.
+
+    Also refuses, before any route runs, path and query values PostgreSQL could not store.
+    """
+
+    def _check_values(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+        check_request_values(app.current_event.raw_event)
+        return next_middleware(app)
+
+    app.use(middlewares=[_check_values])
 
     @app.exception_handler(SignoffError)
     def _signoff_error(exc: SignoffError) -> Response:
@@ -476,4 +504,192 @@ def slack_decision_message(outcome: Any) -> dict[str, Any]:
         "replace_original": True,
         "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+    }
+
+
+# ---------------------------------------------------------------------------- knowledge
+
+_MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.:@-]+")
+MAX_METADATA_BYTES = 8192
+MAX_TITLE_CHARS = 500
+
+
+def document_input(event: Mapping[str, Any], max_bytes: int) -> DocumentInput:
+    """A document to add: a JSON object, a multipart form (a file part, or a ``text`` field), or a
+    ``text/markdown`` / ``text/plain`` body with the other fields in the query string.
+
+    Fields: ``text`` (``text_content`` also works), ``document_id`` (defaults to the file's name),
+    ``title``, ``metadata`` (a JSON object; in a form or query, its JSON text) and ``format``
+    (``markdown`` or ``text``; by default from the file's name or content type, else markdown).
+    """
+    from signoff.knowledge import DocumentInput
+
+    data = body_bytes(event, max_bytes)
+    content_type = _header(event, "content-type")
+    media = content_type.split(";", 1)[0].strip().lower()
+    filename: str | None = None
+    kind = media
+    if media == "multipart/form-data":
+        fields, upload = _multipart_with_file(data, content_type)
+        if upload is not None:
+            filename, kind, raw = upload
+            fields["text"] = _document_text(raw)
+    elif media.startswith("text/"):
+        fields = {**(event.get("queryStringParameters") or {}), "text": _document_text(data)}
+    else:
+        fields = parse_fields(event, max_bytes)
+    if "text" not in fields and "text_content" in fields:
+        fields["text"] = fields["text_content"]
+    errors: list[dict[str, Any]] = []
+    text = fields.get("text")
+    if not isinstance(text, str) or not text.strip():
+        errors.append(_error(["body", "text"], "Field required: the document's text or a file", "missing"))
+    document_id = _text(fields, "document_id", errors)
+    title = _text(fields, "title", errors)
+    if title and len(title) > MAX_TITLE_CHARS:
+        errors.append(_error(["body", "title"], f"at most {MAX_TITLE_CHARS} characters", "string_too_long"))
+    metadata = _metadata(fields.get("metadata"), errors)
+    fmt = fields.get("format") or _format_of(filename, kind)
+    if fmt not in ("markdown", "text"):
+        errors.append(_error(["body", "format"], "Input should be 'markdown' or 'text'", "literal_error"))
+    if errors:
+        raise ValidationFailed(errors)
+    if document_id is None and filename:
+        document_id = _SAFE_ID.sub("-", filename.rsplit("/", 1)[-1]).strip("-._:@")[:200] or None
+    return DocumentInput(str(text), document_id, title, metadata, fmt)
+
+
+def _multipart_with_file(
+    data: bytes, content_type: str
+) -> tuple[dict[str, Any], tuple[str, str, bytes] | None]:
+    """The text fields of a multipart body and its first file part (name, content type, bytes)."""
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        raise BadRequest("multipart body without a boundary")
+    delimiter = b"--" + match.group(1).encode()
+    fields: dict[str, Any] = {}
+    upload: tuple[str, str, bytes] | None = None
+    for part in data.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, value = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if value.endswith(b"\r\n"):
+            value = value[:-2]
+        headers = head.decode("utf-8", "replace").split("\r\n")
+        disposition = next((h for h in headers if h.lower().startswith("content-disposition")), "")
+        part_type = next(
+            (h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("content-type")), ""
+        )
+        name = _DISPOSITION_NAME.search(disposition)
+        filename = re.search(r'\bfilename="([^"]*)"', disposition, re.IGNORECASE)
+        if filename or _DISPOSITION_FILE.search(disposition):
+            if upload is None:
+                upload = (filename.group(1) if filename else "", part_type.split(";")[0].lower(), value)
+            continue
+        if name:
+            try:
+                fields[name.group(1)] = value.decode()
+            except UnicodeDecodeError:
+                raise BadRequest(f"form field {name.group(1)} is not valid UTF-8") from None
+    return fields, upload
+
+
+def _document_text(raw: bytes) -> str:
+    if b"\x00" in raw:
+        raise BadRequest("only text and markdown documents are supported")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the document is not valid UTF-8 text") from None
+
+
+def _format_of(filename: str | None, media: str) -> str:
+    name = (filename or "").lower()
+    if name.endswith(_MARKDOWN_SUFFIXES) or media == "text/markdown":
+        return "markdown"
+    if name.endswith(".txt") or media == "text/plain":
+        return "text"
+    return "markdown"
+
+
+def _metadata(raw: Any, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            errors.append(_error(["body", "metadata"], "metadata is not valid JSON", "json_invalid"))
+            return {}
+    if not isinstance(raw, dict):
+        errors.append(_error(["body", "metadata"], "Input should be a JSON object", "dict_type"))
+        return {}
+    if json_depth(raw) > 5 or len(json.dumps(raw)) > MAX_METADATA_BYTES:
+        errors.append(
+            _error(["body", "metadata"], f"at most {MAX_METADATA_BYTES} bytes, 4 levels deep", "too_large")
+        )
+        return {}
+    return raw
+
+
+def search_input(event: Mapping[str, Any], max_bytes: int) -> tuple[str, int, dict[str, Any]]:
+    """``query`` (required), ``limit`` (1-50, default 5) and ``filters`` (a JSON object) of a search."""
+    fields = parse_fields(event, max_bytes)
+    errors: list[dict[str, Any]] = []
+    query = _text(fields, "query", errors, required=True)
+    limit = 5
+    raw_limit = fields.get("limit")
+    if raw_limit not in (None, ""):
+        try:
+            limit = int(raw_limit)
+            if isinstance(raw_limit, bool) or not 1 <= limit <= 50:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors.append(_error(["body", "limit"], "Input should be an integer from 1 to 50", "int_parsing"))
+    filters = _metadata(fields.get("filters"), errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return query or "", limit, filters
+
+
+def document_object(document: KnowledgeDocument) -> dict[str, Any]:
+    return {
+        "kb": document.kb,
+        "document_id": document.document_id,
+        "title": document.title,
+        "metadata": document.metadata,
+        "status": document.status,
+        "chunk_count": document.chunk_count,
+        "content_digest": document.content_digest,
+        "embedding_model": document.embedding_model,
+        "created_at": document.created_at,
+        "updated_at": document.updated_at,
+    }
+
+
+def ingest_response(result: IngestResult) -> Response:
+    """201 for a new document, 200 for a replaced or unchanged one, 202 for one the worker ingests."""
+    status = {"created": 201, "queued": 202}.get(result.outcome, 200)
+    return _json(status, {**document_object(result.document), "outcome": result.outcome})
+
+
+def documents_page(page_data: DocumentPage, page: int, limit: int) -> dict[str, Any]:
+    total = page_data.total
+    return {
+        "data": [document_object(d) for d in page_data.documents],
+        "meta": {"page": page, "limit": limit, "total_pages": -(-total // limit), "total_count": total},
+    }
+
+
+def hit_object(hit: KnowledgeHit) -> dict[str, Any]:
+    return {
+        "document_id": hit.document_id,
+        "chunk_index": hit.chunk_index,
+        "title": hit.title,
+        "score": round(hit.score, 4),
+        "content": hit.content,
+        "metadata": hit.metadata,
     }

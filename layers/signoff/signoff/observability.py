@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 from signoff.state import RunState, ToolCall
 
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: off when ``POWERTOOLS_TRACE_DISABLED`` is true, and outside Lambda
+    (no ``LAMBDA_TASK_ROOT``, or SAM local, or Chalice local)."""
+    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+        return False
+    in_lambda = bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV))
+    return in_lambda and not (os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV))
+
+
+class OffTracer:
+    """What the handlers use of Powertools' ``Tracer`` where tracing is off, as pass-throughs.
+
+    A disabled ``Tracer`` still imports the X-Ray SDK (and botocore with it), a few hundred
+    milliseconds of cold start, only to switch it off; this one imports nothing.
+    """
+
+    disabled = True
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Any:
+        return lambda_handler if lambda_handler is not None else (lambda function: function)
+
+    def capture_method(
+        self,
+        method: Callable | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Any:
+        return method if method is not None else (lambda function: function)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        pass
+
+
 logger = Logger(service="signoff")
-tracer = Tracer(service="signoff")
+# botocore logs whole response bodies at DEBUG, GetSecretValue's included: whatever the level of
+# the function's own logs, the SDK's never go below INFO.
+logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger("botocore").level))
+# In Lambda (Tracing: Active) the real Tracer, built at init so that SnapStart snapshots it.
+tracer: Tracer | OffTracer = Tracer(service="signoff") if tracing_enabled() else OffTracer()
 metrics = Metrics(namespace="Signoff", service="signoff")
 
 _STATUS_METRIC = {

@@ -38,6 +38,60 @@ def _param(
     return param
 
 
+def _knowledge_paths() -> dict[str, Any]:
+    kb = _param("kb", description="knowledge base name")
+    document = {
+        "text": {"type": "string", "description": "the document (or send a file in a multipart form)"},
+        "document_id": {"type": "string", "description": "posting the same id again replaces it"},
+        "title": {"type": "string"},
+        "metadata": {"type": "object", "description": "stored with every chunk; filters match it"},
+        "format": {"enum": ["markdown", "text"]},
+    }
+    documents = {"description": "A page of documents", "content": {"application/json": {"schema": {}}}}
+    return {
+        "/knowledge/{kb}/documents": {
+            "post": {
+                "summary": "Add or replace a document (chunked and embedded; large ones by the queue)",
+                "parameters": [kb],
+                "requestBody": _form(document, ["text"]),
+                "responses": {
+                    "200": {"description": "Replaced, or unchanged"},
+                    "201": {"description": "Created"},
+                    "202": {"description": "Queued: the resume worker ingests it"},
+                    **_errors(400, 403, 413, 422),
+                },
+            },
+            "get": {
+                "summary": "List documents",
+                "parameters": [kb, _param("page", "query", False), _param("limit", "query", False)],
+                "responses": {"200": documents, **_errors(422)},
+            },
+        },
+        "/knowledge/{kb}/documents/{document_id}": {
+            "delete": {
+                "summary": "Delete a document and its chunks",
+                "parameters": [kb, _param("document_id")],
+                "responses": {"200": {"description": "Deleted"}, **_errors(403, 404)},
+            },
+        },
+        "/knowledge/{kb}/search": {
+            "post": {
+                "summary": "Search a knowledge base (what the agents' search_knowledge_base tool does)",
+                "parameters": [kb],
+                "requestBody": _form(
+                    {
+                        "query": {"type": "string", "minLength": 1},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                        "filters": {"type": "object", "description": "JSON containment on metadata"},
+                    },
+                    ["query"],
+                ),
+                "responses": {"200": {"description": "Chunks, best first"}, **_errors(400, 422)},
+            },
+        },
+    }
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     flag = {"type": "boolean", "default": False}
@@ -56,7 +110,7 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "Signoff runs API",
             "version": "1.0.0",
-            "description": "Agno AgentOS-compatible agent runs with human sign-off.",
+            "description": "Agno AgentOS-compatible agent runs with human sign-off, and knowledge search.",
         },
         "paths": {
             "/agents/{agent_id}/runs": {
@@ -168,6 +222,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "HTML page"}, **_errors(404, 409, 410)},
                 },
             },
+            **_knowledge_paths(),
             "/sessions": {
                 "get": {
                     "summary": "List sessions",

@@ -14,6 +14,11 @@ def resume_message(run_id: str, agent_id: str, kind: MessageKind = "resume") -> 
     return {"kind": kind, "run_id": run_id, "agent_id": agent_id}
 
 
+def ingest_message(kb: str, document_id: str, upload_id: str) -> dict[str, Any]:
+    """``ingest``: embed and store a large upload; its text waits in the database, not here."""
+    return {"kind": "ingest", "kb": kb, "document_id": document_id, "upload_id": upload_id}
+
+
 class ResumeQueue(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
 

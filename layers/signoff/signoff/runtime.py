@@ -14,9 +14,12 @@ from signoff.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from signoff.agent import AgentCatalog
+    from signoff.models.openai_chat import OpenAIEmbeddings
     from signoff.notify import Notifier
     from signoff.queue import ResumeQueue
     from signoff.service import Dependencies
+    from signoff.store.base import KnowledgeHit
+    from signoff.store.knowledge import PostgresKnowledgeStore
     from signoff.store.postgres import PostgresRunStore
 
 
@@ -120,6 +123,51 @@ def get_store() -> PostgresRunStore:
 
 
 @lru_cache(maxsize=1)
+def get_knowledge_store() -> PostgresKnowledgeStore:
+    """The knowledge store, on the run store's connection."""
+    from signoff.store.knowledge import PostgresKnowledgeStore
+
+    return PostgresKnowledgeStore(get_store())
+
+
+@lru_cache(maxsize=1)
+def get_embedder() -> OpenAIEmbeddings:
+    """The embeddings model of knowledge search (``SIGNOFF_EMBEDDING_*``)."""
+    from signoff.models.openai_chat import OpenAIEmbeddings
+
+    settings = get_settings()
+    return OpenAIEmbeddings(
+        settings.embedding_model,
+        api_key=openai_api_key(settings),
+        base_url=settings.openai_base_url or None,
+        dimensions=settings.embedding_dimensions,
+        batch_size=settings.embedding_batch_size,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+    )
+
+
+KNOWLEDGE_SEARCH_TIMEOUT_MS = 10_000
+
+
+def search_knowledge(kb: str, query: str, limit: int, filters: dict) -> list[KnowledgeHit]:
+    """The search behind agents' ``search_knowledge_base`` tool, with this container's store and model.
+
+    Its embeddings request (retries included) gets at most ten seconds of the run's time.
+    """
+    import time
+
+    from signoff import knowledge
+    from signoff.models.base import Deadline
+
+    started = time.monotonic()
+    deadline = Deadline(lambda: KNOWLEDGE_SEARCH_TIMEOUT_MS - int((time.monotonic() - started) * 1000), 0)
+    return knowledge.search(
+        get_knowledge_store(), get_embedder(), kb, query, limit=limit, filters=filters, deadline=deadline
+    )
+
+
+@lru_cache(maxsize=1)
 def get_catalog() -> AgentCatalog:
     """This deployment's agents, from the module named by ``SIGNOFF_AGENTS_MODULE``."""
     from signoff.agent import AgentCatalog
@@ -153,4 +201,5 @@ def dependencies() -> Dependencies:
         settings=get_settings(),
         queue=get_queue(),
         notifier=get_notifier(),
+        knowledge_search=search_knowledge,
     )

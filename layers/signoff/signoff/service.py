@@ -60,6 +60,8 @@ class Dependencies:
     settings: Settings
     queue: ResumeQueue | None = None
     notifier: Any = None  # signoff.notify.Notifier; built only where pauses are announced
+    # search(kb, query, limit, filters) for agents with knowledge (signoff.knowledge.search, bound)
+    knowledge_search: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -136,7 +138,10 @@ def start_run(
         public_url=request.public_url,
     )
     history = deps.store.create_run(
-        state, lease_seconds=deps.settings.lease_seconds, history_runs=_history_runs(agent, deps.settings)
+        state,
+        lease_seconds=deps.settings.lease_seconds,
+        history_runs=_history_runs(agent, deps.settings),
+        meta=request.meta,
     )
     if request.background:
         _enqueue(deps, state)
@@ -513,11 +518,17 @@ def cancel_run(
     session_id: str | None,
     user_id: str | None,
     principal: Principal | None,
+    meta: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Cancel a paused, pending or failed run: no paused tool ever runs afterwards."""
+    """Cancel a paused, pending or failed run: no paused tool ever runs afterwards.
+
+    Only the run's owner may cancel; an approver may decide calls but not end the run.
+    """
     agent = deps.catalog.get(agent_id)
     loaded = _load_owned(deps, agent, run_id, session_id, user_id, principal)
     state = loaded.state
+    if principal is not None and state.user_id != principal.user_id:
+        raise Forbidden("only the run's owner can cancel it")
     if state.status == "CANCELLED":
         raise Conflict("run is already cancelled")
     if state.status == "COMPLETED":
@@ -535,7 +546,9 @@ def cancel_run(
     events = _Events(state)
     try:
         deps.store.save(
-            state, lease_seconds=deps.settings.lease_seconds, events=[RunEvent("cancelled", actor, "api")]
+            state,
+            lease_seconds=deps.settings.lease_seconds,
+            events=[RunEvent("cancelled", actor, "api", dict(meta or {}))],
         )
     except LeaseLost:
         raise Conflict(_conflict_detail(deps, run_id)) from None
@@ -914,7 +927,7 @@ def _run(
         deps.store.save(current, lease_seconds=lease)
 
     context = RunContext(
-        agent=agent,
+        agent=agent.with_knowledge_search(deps.knowledge_search),
         model=deps.model_for(agent),
         history=history,
         deadline=deadline,

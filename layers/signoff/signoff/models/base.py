@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,3 +60,19 @@ class Model(Protocol):
     def request(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: Deadline
     ) -> ModelResponse: ...
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors for knowledge search. ``OpenAIEmbeddings`` is the real one.
+
+    Attributes:
+        model: the embeddings model id, e.g. ``text-embedding-3-small``.
+        dimensions: the length of every vector it returns.
+    """
+
+    model: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str], deadline: Deadline | None = None) -> list[list[float]]:
+        """One vector per text, in order."""
+        ...

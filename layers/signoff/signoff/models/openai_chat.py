@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest
@@ -139,3 +140,108 @@ def _parse(completion: Any) -> ModelResponse:
         input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
         output_tokens=getattr(usage, "completion_tokens", 0) or 0,
     )
+
+
+class OpenAIEmbeddings:
+    """OpenAI embeddings, batched, with the timeouts and retries of :class:`OpenAIChat`.
+
+    Args:
+        model: the embeddings model, e.g. ``text-embedding-3-small``.
+        api_key: the API key (a placeholder is fine for a local OpenAI-compatible server).
+        base_url: an OpenAI-compatible endpoint; ``None`` for OpenAI itself.
+        dimensions: the vectors' length; sent as ``dimensions`` to the ``text-embedding-3`` models
+            (which shorten their vectors on request) and checked against every answer.
+        batch_size: texts per request (OpenAI takes up to 2048).
+        timeout_s: the timeout of one request (shortened to fit the deadline).
+        max_retries: retries on 429, 5xx, timeouts and connection errors.
+    """
+
+    provider = "OpenAI"
+
+    def __init__(
+        self,
+        model: str = "text-embedding-3-small",
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        dimensions: int = 1536,
+        batch_size: int = 256,
+        timeout_s: float = 20.0,
+        max_retries: int = 3,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self.model = model
+        self.dimensions = dimensions
+        self.batch_size = batch_size
+        self._api_key = api_key
+        self._base_url = base_url or None
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._client: Any = None
+
+    def _openai(self) -> Any:
+        if self._client is None:
+            import openai  # deferred, as in OpenAIChat
+
+            self._client = openai.OpenAI(
+                api_key=self._api_key or "missing-key",
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=self._timeout_s,
+            )
+        return self._client
+
+    def embed(self, texts: Sequence[str], deadline: Deadline | None = None) -> list[list[float]]:
+        """Embed ``texts`` in batches of ``batch_size``; one vector per text, in order.
+
+        Raises:
+            ModelFailure: a batch failed after its retries, or the vectors have the wrong size.
+        """
+        deadline = deadline or Deadline.unlimited()
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._batch(list(texts[start : start + self.batch_size]), deadline))
+        return vectors
+
+    def _batch(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
+        import openai
+
+        client = self._openai()
+        attempt = 0
+        while True:
+            wait_hint = 0.0
+            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
+            try:
+                kwargs: dict[str, Any] = {"model": self.model, "input": texts, "timeout": timeout}
+                if self.model.startswith("text-embedding-3"):
+                    kwargs["dimensions"] = self.dimensions
+                return self._vectors(client.embeddings.create(**kwargs), len(texts))
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code == 429 or exc.status_code >= 500
+                wait_hint = _retry_after_s(exc)
+                reason = f"embeddings request failed: HTTP {exc.status_code}: {_error_message(exc)}"
+            except openai.APITimeoutError:
+                retryable, reason = True, f"embeddings request timed out after {timeout:.0f}s"
+            except openai.APIConnectionError as exc:
+                retryable, reason = True, f"could not reach the embeddings model: {type(exc).__name__}"
+            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+            if wait_hint:
+                delay = min(_BACKOFF_CAP_S, wait_hint)
+            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
+                raise ModelFailure(reason)
+            attempt += 1
+            self._sleep(delay)
+
+    def _vectors(self, response: Any, count: int) -> list[list[float]]:
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != count:
+            raise ModelFailure(f"the embeddings model returned {len(data)} vectors for {count} texts")
+        vectors = [list(item.embedding) for item in data]
+        wrong = next((len(v) for v in vectors if len(v) != self.dimensions), None)
+        if wrong is not None:
+            raise ModelFailure(
+                f"the embeddings model returned {wrong} dimensions, not {self.dimensions}: set "
+                "SIGNOFF_EMBEDDING_DIMENSIONS to the model's size"
+            )
+        return vectors

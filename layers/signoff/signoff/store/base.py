@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,7 +37,9 @@ class SessionPage:
 class RunStore(Protocol):
     """Where runs live between invocations. ``PostgresRunStore`` is the real one."""
 
-    def create_run(self, state: RunState, *, lease_seconds: int, history_runs: int) -> list[dict[str, Any]]:
+    def create_run(
+        self, state: RunState, *, lease_seconds: int, history_runs: int, meta: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Insert the session (if new) and the run; return the session's history messages."""
         ...
 
@@ -79,3 +82,104 @@ class RunStore(Protocol):
     def append_events(self, run_id: str, events: list[RunEvent]) -> None: ...
 
     def run_events(self, run_id: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class KnowledgeDocument:
+    """A document of a knowledge base.
+
+    ``status`` is ``ready`` (searchable), ``pending`` (an upload the resume worker has not ingested
+    yet) or ``updating`` (searchable, with a newer upload pending).
+    """
+
+    kb: str
+    document_id: str
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content_digest: str | None = None
+    chunk_count: int = 0
+    embedding_model: str | None = None
+    status: str = "ready"
+    created_at: int | None = None
+    updated_at: int | None = None
+
+
+@dataclass
+class KnowledgeChunk:
+    """One embedded piece of a document; ``metadata`` holds the document's plus ``headings``."""
+
+    chunk_index: int
+    content: str
+    metadata: dict[str, Any]
+    embedding: Sequence[float]
+
+
+@dataclass
+class KnowledgeHit:
+    """A chunk found by a search, with its cosine similarity to the query (1 = same direction)."""
+
+    kb: str
+    document_id: str
+    chunk_index: int
+    title: str | None
+    content: str
+    metadata: dict[str, Any]
+    score: float
+
+
+@dataclass
+class KnowledgeUpload:
+    """A document waiting for the resume worker; its text stays in the database, not in the queue."""
+
+    kb: str
+    document_id: str
+    upload_id: str
+    title: str | None
+    metadata: dict[str, Any]
+    format: str
+    text: str
+
+
+@dataclass
+class DocumentPage:
+    documents: list[KnowledgeDocument]
+    total: int
+
+
+class KnowledgeStore(Protocol):
+    """Where knowledge chunks and their embeddings live. ``PostgresKnowledgeStore`` is the real one."""
+
+    def dimensions(self) -> int:
+        """The size of the stored embeddings (fixed when the table was created)."""
+        ...
+
+    def document(self, kb: str, document_id: str) -> KnowledgeDocument | None: ...
+
+    def replace_document(
+        self, document: KnowledgeDocument, chunks: list[KnowledgeChunk], *, upload_id: str | None = None
+    ) -> KnowledgeDocument | None:
+        """Swap the document and all its chunks in one transaction; return the stored document.
+
+        Without ``upload_id`` any pending upload of the document is dropped (this content is newer).
+        With it, the write happens only if that upload is still pending (not superseded or deleted
+        meanwhile, nor ingested by another delivery of the same message); ``None`` when it is not.
+        """
+        ...
+
+    def delete_document(self, kb: str, document_id: str) -> bool:
+        """Remove the document, its chunks and any pending upload; ``False`` if there was none."""
+        ...
+
+    def list_documents(self, kb: str, *, page: int, limit: int) -> DocumentPage: ...
+
+    def search(
+        self, kb: str, embedding: Sequence[float], *, limit: int, filters: dict[str, Any]
+    ) -> list[KnowledgeHit]:
+        """The ``limit`` chunks nearest to ``embedding`` whose metadata contains ``filters``."""
+        ...
+
+    def put_upload(self, upload: KnowledgeUpload) -> None:
+        """Store a pending upload, replacing an older pending one of the same document."""
+        ...
+
+    def pending_upload(self, kb: str, document_id: str) -> KnowledgeUpload | None: ...

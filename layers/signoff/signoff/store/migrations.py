@@ -14,11 +14,24 @@ def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("*.sql"))
 
 
-def apply_migrations(conninfo: str) -> list[str]:
-    """Apply pending migrations; return the names applied now. Safe to run concurrently."""
+def apply_migrations(conninfo: str, *, embedding_dimensions: int | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied now. Safe to run concurrently.
+
+    Args:
+        conninfo: the database URL.
+        embedding_dimensions: the size of the knowledge embeddings column, used only when the
+            migration creating it runs; ``None``: ``SIGNOFF_EMBEDDING_DIMENSIONS``.
+    """
+    if embedding_dimensions is None:
+        from signoff.config import get_settings
+
+        embedding_dimensions = get_settings().embedding_dimensions
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            "SELECT set_config('signoff.embedding_dimensions', %s, false)", (str(embedding_dimensions),)
+        )
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from signoff.errors import LeaseLost, NotFound, StoreUnavailable
+from signoff.errors import BadRequest, LeaseLost, NotFound, StoreUnavailable
 from signoff.state import RunState
 from signoff.store.base import LoadedRun, RunEvent, SessionPage
 
@@ -33,7 +33,7 @@ WITH sess AS (
     RETURNING run_id
 ), ev AS (
     INSERT INTO run_events (run_id, kind, actor, channel, detail)
-    SELECT run.run_id, 'created', %(user_id)s, 'api', '{}'::jsonb FROM run
+    SELECT run.run_id, 'created', %(user_id)s, 'api', %(meta)s FROM run
 )
 SELECT (SELECT count(*) FROM run) AS created,
        (SELECT coalesce(jsonb_agg(h.messages ORDER BY h.created_at), '[]'::jsonb) FROM (
@@ -171,13 +171,24 @@ class PostgresRunStore:
                         self._conn = None
                     if not broken or attempt == 2 or not retry_safe:
                         raise StoreUnavailable() from exc
+                except psycopg.DataError as exc:
+                    # A value the database refuses (inputs are checked before; this is the backstop).
+                    raise BadRequest("a value in the request cannot be stored") from exc
                 except psycopg.Error as exc:
                     # Statements are single and atomic: a failure left nothing half-written.
                     raise StoreUnavailable("Database error, nothing was changed; try again") from exc
             raise AssertionError("unreachable")
 
-    def create_run(self, state: RunState, *, lease_seconds: int, history_runs: int) -> list[dict[str, Any]]:
+    def create_run(
+        self,
+        state: RunState,
+        *,
+        lease_seconds: int,
+        history_runs: int,
+        meta: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         params = {
+            "meta": Jsonb(meta or {}, dumps=_dumps),
             "session_id": state.session_id,
             "agent_id": state.agent_id,
             "user_id": state.user_id,

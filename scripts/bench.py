@@ -1,0 +1,965 @@
+"""`make bench`: cold start, warm overhead, database round trips, memory and size of the Lambda functions.
+
+A benchmark, not a test: it prints tables (median and p95 over repeated runs) and writes the raw figures
+to ``bench-results/`` (git-ignored). Loopback only, no AWS: PostgreSQL is the embedded one (pgserver)
+and the model is the stand-in with no latency, in this process; every measured function runs in a
+fresh Python process of its own, as a Lambda execution environment would.
+
+- **Cold start**: a fresh ``python -S`` whose ``sys.path`` is Lambda's (the function's code folder,
+  then the layers merged as in ``/opt/python``, then what Lambda's runtime provides) imports the
+  handler module and answers its first event. The layer tree is assembled from this venv's installed
+  copies of the layer's requirements and pruned as ``layers/signoff/Makefile`` prunes the real layer;
+  it is measured twice: with the ``.pyc`` files the layer build ships, and without (no bytecode
+  anywhere in the layers or the function: everything compiled on import, as when ``sam build``
+  ships none; ``/opt`` is read-only, so nothing is cached between cold starts either).
+- **SnapStart**: the same process with ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``: init, then the
+  before-snapshot and after-restore hooks, then the first event. The restored figure is hooks + first
+  event; Lambda's own restore of the memory snapshot comes on top and cannot be measured here.
+- **Warm**: one process per function answers warm-up events, then timed ones.
+- **Database round trips**: counted by libpq's protocol trace on every connection (a round trip is
+  one ReadyForQuery from the server; statements are Execute and Query messages; transactions are the
+  round trips that leave the connection idle, i.e. commits, implicit ones included).
+- **Sizes**: a real ``sam build`` (arm64, as deployed) into a temporary folder; unzipped size = sum of
+  the file sizes, as Lambda counts it against its 250 MB limit.
+
+Usage: ``make bench`` or ``.venv/bin/python scripts/bench.py [--runs 10] [--flows 300] [--no-build]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# --------------------------------------------------------------------------------------------------
+# The child: runs in the measured process. Only json, os, sys and time are imported before the clock
+# starts (Lambda's own bootstrap has them loaded too); everything else is imported lazily.
+
+
+class _Context:
+    """The Lambda context object (the handlers read the deadline and the request id)."""
+
+    def __init__(self, function_name: str, timeout_ms: int, memory_mb: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = os.urandom(16).hex()
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "2026/01/01/[$LATEST]" + os.urandom(16).hex()
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _parse_trace(text: str) -> dict[str, int]:
+    round_trips = statements = transactions = 0
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        direction, kind = parts[0], parts[2]
+        if direction == "F" and kind in ("Execute", "Query"):
+            statements += 1
+        elif direction == "B" and kind == "ReadyForQuery":
+            round_trips += 1
+            if parts[-1].strip() == "I":
+                transactions += 1
+    return {"round_trips": round_trips, "statements": statements, "transactions": transactions}
+
+
+class _Counter:
+    """Counts what reaches PostgreSQL with libpq's protocol trace, on every connection psycopg opens."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "w+b")  # noqa: SIM115 - lives as long as the process
+        self.conns: list = []
+        self.connects = 0
+        self.active = False
+
+    def patch(self) -> None:
+        import psycopg
+
+        original = psycopg.Connection.connect.__func__
+        counter = self
+
+        def connect(cls, *args, **kwargs):
+            conn = original(cls, *args, **kwargs)
+            counter.connects += 1
+            counter.conns.append(conn)
+            if counter.active:
+                counter._attach(conn)
+            return conn
+
+        psycopg.Connection.connect = classmethod(connect)
+        psycopg.connect = psycopg.Connection.connect
+
+    def _attach(self, conn) -> None:
+        import psycopg
+
+        conn.pgconn.trace(self.file.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+
+    def start(self) -> None:
+        self.active = True
+        self._connects_before = self.connects
+        for conn in self.conns:
+            if not conn.closed:
+                self._attach(conn)
+
+    def stop(self) -> dict[str, int]:
+        for conn in self.conns:
+            if not conn.closed:
+                conn.pgconn.untrace()  # flushes libpq's buffer
+        self.active = False
+        self.file.seek(0)
+        text = self.file.read().decode(errors="replace")
+        self.file.seek(0)
+        self.file.truncate()
+        return {**_parse_trace(text), "connects": self.connects - self._connects_before}
+
+
+def _summary(response) -> dict:
+    if not isinstance(response, dict):
+        return {"type": type(response).__name__}
+    if "statusCode" in response:
+        out = {"statusCode": response["statusCode"]}
+        try:
+            body = json.loads(response.get("body") or "null")
+        except ValueError:
+            return out
+        if isinstance(body, dict):
+            out["status"] = body.get("status")
+            out["run_id"] = body.get("run_id")
+            out["session_id"] = body.get("session_id")
+            out["tool_call_ids"] = [t.get("tool_call_id") for t in body.get("tools") or []]
+            out["detail"] = body.get("detail")
+        return out
+    if "batchItemFailures" in response:
+        return {"batchItemFailures": len(response["batchItemFailures"])}
+    return {"keys": sorted(response)}
+
+
+def _child(config_path: str) -> None:
+    with open(config_path) as f:
+        cfg = json.load(f)
+    sys.path[0:1] = cfg["sys_path"]  # sys.path[0] was scripts/: Lambda's order instead
+    counter = None
+    if cfg["count"]:
+        counter = _Counter(cfg["out"] + ".trace")
+        counter.patch()  # imports psycopg before the clock: counting runs are not timed
+    out: dict = {}
+    started, started_cpu = time.perf_counter(), time.process_time()
+    import app  # the function's handler module, from its code folder
+
+    out["import_ms"] = (time.perf_counter() - started) * 1000
+    out["import_cpu_ms"] = (time.process_time() - started_cpu) * 1000
+    if cfg["snapstart"]:
+        from signoff import snapstart
+
+        mark = time.perf_counter()
+        snapstart.run_before_snapshot()
+        out["before_snapshot_ms"] = (time.perf_counter() - mark) * 1000
+        out["primed_openai"] = "openai" in sys.modules
+        mark = time.perf_counter()
+        snapstart.run_after_restore()
+        out["after_restore_ms"] = (time.perf_counter() - mark) * 1000
+    if cfg["probe_openai"]:  # the openai package's own import, with everything the handler imports loaded
+        loaded = "openai" in sys.modules
+        mark = time.perf_counter()
+        import openai  # noqa: F401
+
+        out["openai_ms"] = 0.0 if loaded else (time.perf_counter() - mark) * 1000
+        cfg["events"] = []
+    if cfg.get("probe_secrets"):  # AWS only: what the first read of a secret loads, before its HTTPS call
+        mark = time.perf_counter()
+        import boto3
+        from aws_lambda_powertools.utilities import parameters  # noqa: F401
+
+        boto3.session.Session().client("secretsmanager", region_name="us-east-1")
+        out["secrets_client_ms"] = (time.perf_counter() - mark) * 1000
+        cfg["events"] = []
+    invocations = []
+    for index, event in enumerate(cfg["events"]):
+        traced = counter is not None and index >= cfg["count_from"]
+        if traced:
+            counter.start()
+        context = _Context(cfg["function"], cfg["timeout_ms"], 256)
+        mark, mark_cpu = time.perf_counter(), time.process_time()
+        response = app.lambda_handler(event, context)
+        elapsed = (time.perf_counter() - mark) * 1000
+        cpu = (time.process_time() - mark_cpu) * 1000
+        item = {"ms": elapsed, "cpu_ms": cpu, "response": _summary(response)}
+        if traced:
+            item["db"] = counter.stop()
+        invocations.append(item)
+    out["invocations"] = invocations
+    # VmHWM, not getrusage: Linux carries the parent's high-water mark into ru_maxrss across exec.
+    with open("/proc/self/status") as f:
+        out["max_rss_kib"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    out["modules"] = {name: name in sys.modules for name in ("openai", "aws_xray_sdk", "botocore", "boto3")}
+    with open(cfg["out"], "w") as f:
+        json.dump(out, f)
+
+
+# --------------------------------------------------------------------------------------------------
+# The parent: database, model, fixtures, children, tables.
+
+FUNCTIONS = {  # logical id → code folder
+    "StartRunFunction": "start_run",
+    "ContinueRunFunction": "continue_run",
+    "ReadRunsFunction": "read_runs",
+    "ApprovalsFunction": "approvals",
+    "ResumeWorkerFunction": "resume_worker",
+    "ExpireApprovalsFunction": "expire_approvals",
+}
+if os.path.isdir(os.path.join(ROOT, "functions", "knowledge")):
+    FUNCTIONS["KnowledgeFunction"] = "knowledge"  # measured with a listing: no embeddings call
+CALLS_MODEL = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
+LABELS = {
+    "StartRunFunction": "start (→ PAUSED)",
+    "ContinueRunFunction": "continue (→ COMPLETED)",
+    "ReadRunsFunction": "read (GET run)",
+    "ApprovalsFunction": "approvals (webhook)",
+    "ResumeWorkerFunction": "resume worker (SQS)",
+    "ExpireApprovalsFunction": "upkeep (schedule)",
+    "KnowledgeFunction": "knowledge (GET list)",
+}
+# What Lambda's python3.12 runtime provides (boto3 and its dependencies); read from the layer's
+# Makefile when it lists them, so that the bench prunes what the real build prunes.
+RUNTIME_PROVIDED_DEFAULT = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"]
+WEBHOOK_SECRET = "bench-webhook-secret"
+USER = "bench_user"
+AGENT = "data_manager"
+
+
+def _pct(values: list[float], q: float) -> float:
+    import math
+
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        import tempfile
+        from pathlib import Path
+
+        self.args = args
+        self.root = Path(ROOT)
+        self.work = Path(tempfile.mkdtemp(prefix="signoff-bench-"))
+        import platform
+
+        self.results: dict = {
+            "config": vars(args).copy(),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "arch": platform.machine(),
+                "python": platform.python_version(),
+                "load_at_start": os.getloadavg(),
+            },
+        }
+        self.children = 0
+
+    # ---------------------------------------------------------------- environment
+    def start_services(self) -> None:
+        from signoff.local.postgres import start_postgres
+        from signoff.local.standin import StandinModel
+
+        self.postgres, self.database_url = start_postgres(self.work / "pgdata")
+        # The stand-in writes a response's headers and body in two sends; on a kept-alive connection
+        # Nagle then holds the body until the client's delayed ACK, 40 ms per model call, a cost of
+        # the stand-in alone (the openai client sets TCP_NODELAY, and so do real servers).
+        from signoff.local import standin
+
+        standin._Handler.disable_nagle_algorithm = True
+        self.model = StandinModel(latency_s=0.0)
+        self.model_url = self.model.start()
+        os.environ.update(self._service_env())
+        from signoff.config import get_settings
+
+        get_settings.cache_clear()  # the migrations read the settings before the URL was set
+
+    def stop_services(self) -> None:
+        from signoff.local.postgres import stop_postgres
+
+        self.model.stop()
+        stop_postgres(self.postgres)
+
+    def _service_env(self) -> dict[str, str]:
+        return {
+            "SIGNOFF_DATABASE_URL": self.database_url,
+            "OPENAI_BASE_URL": self.model_url,
+            "SIGNOFF_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SIGNOFF_AGENTS_MODULE": "catalog",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "SignoffBench",
+            "POWERTOOLS_SERVICE_NAME": "signoff",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def child_env(self, function: str, *, xray: bool = False, snapstart: bool = False) -> dict[str, str]:
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+        env = {name: os.environ[name] for name in keep if name in os.environ}
+        env.update(self._service_env())
+        env.update(
+            {
+                # As in Lambda: the code folders are read-only, nothing writes bytecode caches.
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+                "AWS_LAMBDA_FUNCTION_NAME": function,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+                "LAMBDA_TASK_ROOT": str(self.task_dir(function)),
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        if xray:  # as in Lambda with Tracing: Active: the SDK on, the daemon address a dead UDP port
+            env.pop("POWERTOOLS_TRACE_DISABLED")
+            env["_X_AMZN_TRACE_ID"] = (
+                "Root=1-695661c0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+            )
+            env["AWS_XRAY_DAEMON_ADDRESS"] = "127.0.0.1:9"
+            env["AWS_XRAY_CONTEXT_MISSING"] = "LOG_ERROR"
+        if snapstart:
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+        return env
+
+    # ---------------------------------------------------------------- the layer trees
+    def runtime_provided(self) -> list[str]:
+        import re
+
+        makefile = self.root / "layers" / "signoff" / "Makefile"
+        if makefile.is_file():
+            match = re.search(r"^RUNTIME_PROVIDED\s*:?=\s*(.+)$", makefile.read_text(), re.MULTILINE)
+            if match:
+                return match.group(1).split()
+        return RUNTIME_PROVIDED_DEFAULT
+
+    def build_trees(self) -> None:
+        """/opt/python as the layers ship it (with and without .pyc), /var/task, and /var/runtime."""
+        import compileall
+        import importlib.metadata as md
+        import py_compile
+        import shutil
+
+        from packaging.requirements import Requirement
+
+        provided = {name.lower().replace("-", "_") for name in self.runtime_provided()}
+        provided |= {"python_dateutil"}  # dateutil's distribution name
+        opt = self.work / "opt-source" / "python"
+        runtime = self.work / "runtime"
+        opt.mkdir(parents=True)
+        runtime.mkdir()
+        site = None
+        seen: set[str] = set()
+        todo = [
+            (Requirement(line.strip()), "")
+            for line in (self.root / "layers" / "signoff" / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        while todo:
+            req, extra = todo.pop()
+            if req.marker and not req.marker.evaluate({"extra": extra}):
+                continue
+            key = req.name.lower().replace("-", "_")
+            dist = md.distribution(req.name)
+            for sub in dist.requires or []:
+                sub_req = Requirement(sub)
+                for wanted in req.extras or {""}:
+                    todo.append((sub_req, wanted))
+            if key in seen:
+                continue
+            seen.add(key)
+            site = site or dist.locate_file("")
+            top = {str(f).split("/", 1)[0] for f in dist.files or [] if not str(f).startswith("..")}
+            if key in provided or top & provided:
+                continue  # Lambda's runtime has it: linked into /var/runtime below
+            for file in dist.files or []:
+                name = str(file)
+                if name.startswith("..") or "__pycache__" in name or name.endswith(".pyc"):
+                    continue
+                target = opt / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(dist.locate_file(file), target)
+        for name in sorted(provided):  # boto3 & co. from the venv, bytecode included, as the runtime has them
+            for candidate in (site / name, site / f"{name}.py"):
+                if candidate.exists():
+                    (runtime / candidate.name).symlink_to(candidate)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(self.root / "layers" / "signoff" / "signoff", opt / "signoff", ignore=ignore)
+        shutil.rmtree(opt / "signoff" / "local", ignore_errors=True)  # dev-only, never shipped
+        shutil.copytree(self.root / "layers" / "agents" / "catalog", opt / "catalog", ignore=ignore)
+        compiled = self.work / "opt-pyc" / "python"
+        shutil.copytree(opt, compiled, symlinks=True)
+        compileall.compile_dir(
+            compiled,
+            quiet=2,
+            workers=0,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        for function, folder in FUNCTIONS.items():
+            shutil.copytree(self.root / "functions" / folder, self.task_dir(function), ignore=ignore)
+        self.opt = {"source": opt, "pyc": compiled}
+        self.runtime = runtime
+
+    def task_dir(self, function: str):
+        return self.work / "task" / FUNCTIONS[function]
+
+    # ---------------------------------------------------------------- events and fixtures
+    def _multipart(self, fields: dict[str, str]) -> tuple[bytes, str]:
+        import uuid
+
+        boundary = "------------------------" + uuid.uuid4().hex[:16]
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in fields.items()
+        ]
+        return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+    def _http(self, method: str, route: str, params: dict[str, str], **kwargs) -> dict:
+        from signoff.local.apigw import http_api_event
+
+        headers = {"user-agent": "curl/8.5.0", "accept": "*/*", **kwargs.pop("headers", {})}
+        return http_api_event(
+            method,
+            route.format(**params),
+            headers=headers,
+            route_key=f"{method} {route}",
+            path_parameters=params,
+            **kwargs,
+        )
+
+    def start_event(self) -> dict:
+        import uuid
+
+        body, content_type = self._multipart(
+            {
+                "message": "Delete 50 old records from the users table",
+                "user_id": USER,
+                "session_id": f"bench-{uuid.uuid4().hex[:12]}",
+                "stream": "false",
+            }
+        )
+        return self._http(
+            "POST", "/agents/{agent_id}/runs", {"agent_id": AGENT}, body=body,
+            headers={"content-type": content_type},
+        )  # fmt: skip
+
+    def continue_event(self, run: dict) -> dict:
+        tools = json.dumps([{"tool_call_id": run["tool_call_ids"][0], "confirmed": True}])
+        body, content_type = self._multipart(
+            {"tools": tools, "session_id": run["session_id"], "user_id": USER, "stream": "false"}
+        )
+        return self._http(
+            "POST",
+            "/agents/{agent_id}/runs/{run_id}/continue",
+            {"agent_id": AGENT, "run_id": run["run_id"]},
+            body=body,
+            headers={"content-type": content_type},
+        )
+
+    def read_event(self, run: dict) -> dict:
+        return self._http(
+            "GET",
+            "/agents/{agent_id}/runs/{run_id}",
+            {"agent_id": AGENT, "run_id": run["run_id"]},
+            query=f"session_id={run['session_id']}",
+        )
+
+    def webhook_event(self, run: dict) -> dict:
+        import uuid
+
+        from signoff.approvals import sign
+
+        body = json.dumps(
+            {
+                "event_id": f"bench-{uuid.uuid4().hex}",
+                "run_id": run["run_id"],
+                "tool_call_id": run["tool_call_ids"][0],
+                "decision": "approve",
+                "approver": "ops-bot",
+            }
+        ).encode()
+        headers = {
+            "content-type": "application/json",
+            "signoff-signature": sign(WEBHOOK_SECRET, int(time.time()), body),
+        }
+        return self._http("POST", "/approvals/webhook", {}, body=body, headers=headers)
+
+    def sqs_event(self, run: dict) -> dict:
+        event = json.loads((self.root / "events" / "resume_queue.json").read_text())
+        record = event["Records"][0]
+        record["body"] = json.dumps({"kind": "resume", "run_id": run["run_id"], "agent_id": AGENT})
+        return event
+
+    def schedule_event(self) -> dict:
+        return json.loads((self.root / "events" / "expire_schedule.json").read_text())
+
+    def paused_run(self) -> dict:
+        """A run paused on delete_records, made by the in-process StartRunFunction."""
+        import contextlib
+
+        from signoff.local.handlers import invoke
+
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # its logs and metrics
+            response = invoke("StartRunFunction", self.start_event(), template=self.root / "template.yaml")
+        run = _summary(response)
+        assert run.get("status") == "PAUSED", run
+        return run
+
+    def decided_run(self) -> dict:
+        """A paused run whose only call is approved (as a webhook would): the resume worker's job."""
+        from signoff import service
+        from signoff.runtime import dependencies
+
+        run = self.paused_run()
+        service.decide(
+            dependencies(),
+            run_id=run["run_id"],
+            tool_call_id=run["tool_call_ids"][0],
+            approve=True,
+            note=None,
+            approver="ops-bot",
+            channel="webhook",
+        )
+        return run
+
+    def event_for(self, function: str) -> dict:
+        if function == "StartRunFunction":
+            return self.start_event()
+        if function == "ContinueRunFunction":
+            return self.continue_event(self.paused_run())
+        if function == "ReadRunsFunction":
+            return self.read_event(self.paused_run())
+        if function == "ApprovalsFunction":
+            return self.webhook_event(self.paused_run())
+        if function == "ResumeWorkerFunction":
+            return self.sqs_event(self.decided_run())
+        if function == "KnowledgeFunction":
+            return self._http("GET", "/knowledge/{kb}/documents", {"kb": "bench"})
+        return self.schedule_event()
+
+    @staticmethod
+    def check(function: str, summary: dict) -> None:
+        expected = {
+            "StartRunFunction": {"statusCode": 200, "status": "PAUSED"},
+            "ContinueRunFunction": {"statusCode": 200, "status": "COMPLETED"},
+            "ReadRunsFunction": {"statusCode": 200},
+            "ApprovalsFunction": {"statusCode": 200},
+            "ResumeWorkerFunction": {"batchItemFailures": 0},
+            "KnowledgeFunction": {"statusCode": 200},
+        }.get(function, {})
+        wrong = {k: summary.get(k) for k, v in expected.items() if summary.get(k) != v}
+        if wrong:
+            raise RuntimeError(f"{function} answered {summary}, expected {expected}")
+
+    # ---------------------------------------------------------------- children
+    def run_child(
+        self,
+        function: str,
+        events: list[dict],
+        *,
+        tree: str = "pyc",
+        count: bool = False,
+        count_from: int = 0,
+        snapstart: bool = False,
+        xray: bool = False,
+        probe_openai: bool = False,
+        probe_secrets: bool = False,
+    ) -> dict:
+        import subprocess
+
+        self.children += 1
+        base = self.work / "children" / f"{self.children:05d}"
+        base.parent.mkdir(exist_ok=True)
+        out = f"{base}.json"
+        config = {
+            "function": function,
+            "sys_path": [str(self.task_dir(function)), str(self.opt[tree]), str(self.runtime)],
+            "events": events,
+            "count": count,
+            "count_from": count_from,
+            "snapstart": snapstart,
+            "probe_openai": probe_openai,
+            "probe_secrets": probe_secrets,
+            "timeout_ms": 29000,
+            "out": out,
+        }
+        with open(f"{base}.cfg", "w") as f:
+            json.dump(config, f)
+        with open(f"{base}.log", "wb") as log:
+            done = subprocess.run(
+                [sys.executable, "-S", os.path.abspath(__file__), "--child", f"{base}.cfg"],
+                env=self.child_env(function, xray=xray, snapstart=snapstart),
+                cwd=self.work,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+        if done.returncode != 0 or not os.path.exists(out):
+            with open(f"{base}.log", "rb") as log:
+                tail = log.read()[-4000:].decode(errors="replace")
+            raise RuntimeError(f"{function} child failed ({done.returncode}):\n{tail}")
+        with open(out) as f:
+            result = json.load(f)
+        for item in result["invocations"]:
+            self.check(function, item["response"])
+        return result
+
+    # ---------------------------------------------------------------- the measurements
+    def cold(self) -> None:
+        runs = self.args.runs
+        cold: dict[str, dict[str, list]] = {f: {} for f in FUNCTIONS}
+
+        def add(function: str, key: str, value) -> None:
+            cold[function].setdefault(key, []).append(value)
+
+        functions = list(FUNCTIONS)
+        for i in range(runs):
+            for function in list(functions):
+                if function == "KnowledgeFunction":  # new and optional: measured when it answers
+                    try:
+                        self.run_child(function, [self.event_for(function)])
+                    except RuntimeError as exc:
+                        print(f"  {function} left out: {str(exc)[-300:]}", flush=True)
+                        functions.remove(function)
+                        del cold[function]
+                        continue
+                for tree in ("pyc", "source"):
+                    r = self.run_child(function, [self.event_for(function)], tree=tree)
+                    first = r["invocations"][0]["ms"]
+                    add(function, f"{tree}_import", r["import_ms"])
+                    add(function, f"{tree}_first", first)
+                    add(function, f"{tree}_cold", r["import_ms"] + first)
+                    add(function, f"{tree}_cold_cpu", r["import_cpu_ms"] + r["invocations"][0]["cpu_ms"])
+                    add(function, f"{tree}_rss", r["max_rss_kib"] / 1024)
+                    add(function, "openai_loaded", r["modules"]["openai"])
+                    add(function, "xray_loaded", r["modules"]["aws_xray_sdk"])
+                if function in CALLS_MODEL:
+                    r = self.run_child(function, [], probe_openai=True)
+                    add(function, "openai_ms", r["openai_ms"])
+                    if self.snapstart:
+                        r = self.run_child(function, [self.event_for(function)], snapstart=True)
+                        first = r["invocations"][0]["ms"]
+                        add(function, "snap_init", r["import_ms"] + r["before_snapshot_ms"])
+                        add(function, "snap_restored", r["after_restore_ms"] + first)
+                        add(function, "snap_primed", r["primed_openai"])
+                        add(function, "snap_rss", r["max_rss_kib"] / 1024)
+                if function in self.args.xray_functions and i < self.args.xray_runs:
+                    r = self.run_child(function, [self.event_for(function)], xray=True)
+                    add(function, "xray_cold", r["import_ms"] + r["invocations"][0]["ms"])
+                    add(function, "xray_rss", r["max_rss_kib"] / 1024)
+            r = self.run_child("ReadRunsFunction", [], probe_secrets=True)
+            self.results.setdefault("secrets_client_ms", []).append(r["secrets_client_ms"])
+            print(f"  cold starts: round {i + 1}/{runs} done", flush=True)
+        for function in functions:  # one counted cold start each: the first event's database work
+            r = self.run_child(function, [self.event_for(function)], count=True)
+            cold[function]["db_first"] = [r["invocations"][0]["db"]]
+        self.results["cold"] = cold
+
+    def warm(self) -> None:
+        n, w, k = self.args.flows, self.args.warmup, self.args.counted
+        total = n + w + k
+        warm: dict[str, dict] = {}
+
+        def record(function: str, result: dict) -> None:
+            timed = [item["ms"] for item in result["invocations"][w : w + n]]
+            counted = [item["db"] for item in result["invocations"][w + n :]]
+            warm[function] = {
+                "ms": timed,
+                "db": counted,
+                "rss": result["max_rss_kib"] / 1024,
+            }
+
+        started = self.run_child(
+            "StartRunFunction", [self.start_event() for _ in range(total)], count=True, count_from=w + n
+        )
+        record("StartRunFunction", started)
+        runs = [item["response"] for item in started["invocations"]]
+        record(
+            "ContinueRunFunction",
+            self.run_child(
+                "ContinueRunFunction",
+                [self.continue_event(run) for run in runs],
+                count=True,
+                count_from=w + n,
+            ),
+        )
+        read = self.read_event(runs[0])
+        record(
+            "ReadRunsFunction",
+            self.run_child("ReadRunsFunction", [read] * total, count=True, count_from=w + n),
+        )
+        paused = [self.paused_run() for _ in range(total)]
+        record(
+            "ApprovalsFunction",
+            self.run_child(
+                "ApprovalsFunction", [self.webhook_event(r) for r in paused], count=True, count_from=w + n
+            ),
+        )
+        if self.args.xray_runs:
+            record(
+                "StartRunFunction+xray",
+                self.run_child(
+                    "StartRunFunction",
+                    [self.start_event() for _ in range(total)],
+                    count=True,
+                    count_from=w + n,
+                    xray=True,
+                ),
+            )
+        self.results["warm"] = warm
+
+    def sizes(self) -> None:
+        import shutil
+        import subprocess
+        from pathlib import Path
+
+        if self.args.build_dir:
+            build = Path(self.args.build_dir)
+        else:
+            build = self.work / "build"
+            env = dict(os.environ)
+            env["PATH"] = f"{self.root / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+            env["SAM_CLI_TELEMETRY"] = "0"
+            sam = self.root / ".venv-sam" / "bin" / "sam"
+            started = time.monotonic()
+            done = subprocess.run(
+                [str(sam), "build", "--no-cached", "--parallel", "--build-dir", str(build),
+                 "--cache-dir", str(self.work / "sam-cache")],
+                cwd=self.root, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"sam build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+            self.results["sam_build_s"] = round(time.monotonic() - started, 1)
+        sizes = {}
+        for artifact in sorted(p for p in build.iterdir() if p.is_dir()):
+            total = files = pyc = 0
+            for dirpath, _dirs, names in os.walk(artifact):
+                for name in names:
+                    path = os.path.join(dirpath, name)
+                    if os.path.islink(path):
+                        continue
+                    total += os.path.getsize(path)
+                    files += 1
+                    pyc += name.endswith(".pyc")
+            sizes[artifact.name] = {
+                "bytes": total,
+                "files": files,
+                "pyc": pyc,
+                "botocore": (artifact / "python" / "botocore").exists(),
+                "local": (artifact / "python" / "signoff" / "local").exists(),
+            }
+        self.results["sizes"] = sizes
+        if not self.args.build_dir:
+            shutil.rmtree(build, ignore_errors=True)
+
+    # ---------------------------------------------------------------- the tables
+    def report(self) -> str:
+        r = self.results
+        m = r["machine"]
+        lines: list[str] = [
+            f"{m['cpus']} CPUs {m['arch']}, Python {m['python']}; load average "
+            f"{m['load_at_start'][0]:.1f} at the start, {m.get('load_at_end', [0])[0]:.1f} at the end",
+            "",
+        ]
+        ms = lambda v: f"{v:.0f}" if v >= 10 else f"{v:.1f}"  # noqa: E731
+        if "cold" in r:
+            lines += [
+                f"Cold start, ms: fresh process, import of the handler module + its first event "
+                f"(median / p95 of {self.args.runs}; layers with the .pyc the build ships, and without)",
+                "",
+                "| function | import | first event | cold | cold, CPU | cold, no .pyc "
+                "| of which `openai` import | cold without it | SnapStart restored | DB round trips "
+                "| peak RSS MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for function in r["cold"]:
+                c = r["cold"][function]
+                openai_ms = _median(c["openai_ms"]) if c.get("openai_ms") else 0.0
+                cold_ms = _median(c["pyc_cold"])
+                snap = (
+                    f"{ms(_median(c['snap_restored']))} / {ms(_pct(c['snap_restored'], 0.95))}"
+                    if c.get("snap_restored")
+                    else "—"
+                )
+                db = c["db_first"][0]
+                rss = max(c["pyc_rss"] + c["source_rss"] + c.get("snap_rss", []))
+                lines.append(
+                    f"| {LABELS[function]} | {ms(_median(c['pyc_import']))} | {ms(_median(c['pyc_first']))} "
+                    f"| {ms(cold_ms)} / {ms(_pct(c['pyc_cold'], 0.95))} | {ms(_median(c['pyc_cold_cpu']))} "
+                    f"| {ms(_median(c['source_cold']))} / {ms(_pct(c['source_cold'], 0.95))} "
+                    f"| {ms(openai_ms) if openai_ms else '—'} "
+                    f"| {ms(cold_ms - openai_ms) if openai_ms else ms(cold_ms)} | {snap} "
+                    f"| {db['round_trips']} (+{db['connects']} connect) | {rss:.0f} |"
+                )
+            xray = [(f, c) for f, c in r["cold"].items() if c.get("xray_cold")]
+            if xray:
+                lines.append("")
+                lines.append(
+                    "X-Ray SDK on (Lambda with Tracing: Active; off above, "
+                    "as with POWERTOOLS_TRACE_DISABLED=true): "
+                    + "; ".join(
+                        f"{LABELS[f]} cold {ms(_median(c['xray_cold']))} ms "
+                        f"({_median(c['xray_cold']) - _median(c['pyc_cold']):+.0f}), "
+                        f"peak RSS {max(c['xray_rss']):.0f} MiB"
+                        for f, c in xray
+                    )
+                )
+            snaps = [(f, c) for f, c in r["cold"].items() if c.get("snap_restored")]
+            if snaps:
+                lines.append(
+                    "SnapStart: init before the snapshot (import, priming, before-snapshot hooks) "
+                    + "; ".join(f"{LABELS[f]} {ms(_median(c['snap_init']))} ms" for f, c in snaps)
+                    + "; restored = after-restore hooks + first event, openai primed: "
+                    + ", ".join(str(all(c["snap_primed"])) for _, c in snaps)
+                )
+            if r.get("secrets_client_ms"):
+                lines.append(
+                    "Not in the table, AWS only: the first read of a secret (the database URL, in every "
+                    "function) loads boto3 and Powertools' parameters and builds a Secrets Manager client: "
+                    f"{ms(_median(r['secrets_client_ms']))} ms here, before its HTTPS call"
+                )
+            lines.append("")
+        if "warm" in r:
+            lines += [
+                f"Warm, per invocation: one process per function, {self.args.warmup} warm-up events, then "
+                f"{self.args.flows} timed; stand-in model with no latency, PostgreSQL on a Unix socket",
+                "",
+                "| function | p50 ms | p95 ms | DB round trips | statements | transactions | peak RSS MiB |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for function, w in r["warm"].items():
+                db = w["db"][-1]
+                label = LABELS.get(function) or LABELS[function.split("+")[0]] + ", X-Ray SDK on"
+                lines.append(
+                    f"| {label} | {_median(w['ms']):.2f} | {_pct(w['ms'], 0.95):.2f} | {db['round_trips']} "
+                    f"| {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
+                )
+            lines.append("")
+        if "sizes" in r:
+            total = sum(s["bytes"] for s in r["sizes"].values())
+            lines += [
+                "Built artifacts (sam build, arm64), unzipped"
+                + (f"; the build took {r['sam_build_s']} s" if "sam_build_s" in r else ""),
+                "",
+                "| artifact | MiB | files | .pyc | botocore | signoff/local |",
+                "|---|---|---|---|---|---|",
+            ]
+            for name, s in r["sizes"].items():
+                lines.append(
+                    f"| {name} | {s['bytes'] / 2**20:.1f} | {s['files']} | {s['pyc']} "
+                    f"| {'yes' if s['botocore'] else 'no'} | {'yes' if s['local'] else 'no'} |"
+                )
+            lines.append(f"| **total** | **{total / 2**20:.1f}** | | | | |")
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import shutil
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=7, help="cold starts per function and variant (7)")
+    parser.add_argument("--flows", type=int, default=300, help="timed warm invocations per function (300)")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up invocations before timing (20)")
+    parser.add_argument("--counted", type=int, default=3, help="invocations traced for round trips (3)")
+    parser.add_argument(
+        "--xray-runs", type=int, default=5, help="cold starts with the X-Ray SDK on (5; 0: none)"
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for the bench and everything it starts (e.g. -10 on a shared machine, as root)",
+    )
+    parser.add_argument(
+        "--xray-functions",
+        nargs="*",
+        default=["ReadRunsFunction", "StartRunFunction"],
+        help="functions measured with the X-Ray SDK on",
+    )
+    parser.add_argument("--no-build", action="store_true", help="skip sam build and the sizes")
+    parser.add_argument("--build-dir", help="measure this existing sam build output instead of building")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "sizes"])
+    parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
+    args = parser.parse_args(argv)
+    if min(args.runs, args.flows, args.counted) < 1 or args.warmup < 0:
+        parser.error("--runs, --flows and --counted must be positive")
+
+    for entry in (os.path.join(ROOT, "layers", "agents"), os.path.join(ROOT, "layers", "signoff")):
+        sys.path.insert(0, entry)
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if args.nice:
+        os.nice(args.nice)  # inherited by PostgreSQL, the stand-in and every measured process
+    bench = Bench(args)
+    t0 = time.monotonic()
+    print(f"bench: work folder {bench.work}", flush=True)
+    try:
+        bench.start_services()
+        # The in-process handlers that make fixtures log every request: keep them quiet.
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        import importlib.util
+
+        bench.snapstart = importlib.util.find_spec("signoff.snapstart") is not None
+        bench.build_trees()
+        if "cold" not in args.skip:
+            bench.cold()
+        if "warm" not in args.skip:
+            print("  warm invocations…", flush=True)
+            bench.warm()
+        if "sizes" not in args.skip and not args.no_build:
+            print("  sam build…", flush=True)
+            bench.sizes()
+    finally:
+        try:
+            bench.stop_services()
+        except Exception as exc:  # reporting matters more than a clean stop
+            print(f"bench: could not stop the services: {exc}", file=sys.stderr)
+    bench.results["seconds"] = round(time.monotonic() - t0, 1)
+    bench.results["machine"]["load_at_end"] = os.getloadavg()
+    out = Path(args.out) if args.out else Path(ROOT) / "bench-results" / time.strftime("%Y%m%d-%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(bench.results, indent=1, default=str))
+    print()
+    print(bench.report())
+    print(f"\nbench: {bench.results['seconds']} s, {bench.children} processes; raw figures in {out}")
+    if args.keep:
+        print(f"bench: kept {bench.work}")
+    else:
+        shutil.rmtree(bench.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2])
+    else:
+        sys.exit(main())
