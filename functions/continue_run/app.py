@@ -13,7 +13,10 @@ http.install_error_handlers(app, logger)
 
 
 def _principal() -> service.Principal | None:
-    return http.principal(app.current_event.raw_event, dependencies().settings.jwt_groups_claim)
+    settings = dependencies().settings
+    return http.principal(
+        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
+    )
 
 
 @app.post("/agents/<agent_id>/runs/<run_id>/continue")
@@ -54,7 +57,7 @@ def cancel_run(agent_id: str, run_id: str) -> Response:
     return http.run_response(result, stream=False)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:

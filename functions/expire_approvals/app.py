@@ -7,7 +7,7 @@ from signoff.observability import logger, metrics, tracer
 from signoff.runtime import dependencies
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:

@@ -14,7 +14,10 @@ http.install_error_handlers(app, logger)
 
 
 def _principal() -> Principal | None:
-    return http.principal(app.current_event.raw_event, get_settings().jwt_groups_claim)
+    settings = get_settings()
+    return http.principal(
+        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
+    )
 
 
 @app.post("/knowledge/<kb>/documents")
@@ -73,7 +76,7 @@ def search(kb: str) -> Response:
     return http.json_response({"kb": kb, "query": query, "results": [http.hit_object(h) for h in hits]})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:

@@ -130,6 +130,6 @@ def handle(
     return body
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(event, remaining_ms=context.get_remaining_time_in_millis)

@@ -12,7 +12,10 @@ http.install_error_handlers(app, logger)
 
 
 def _principal() -> service.Principal | None:
-    return http.principal(app.current_event.raw_event, dependencies().settings.jwt_groups_claim)
+    settings = dependencies().settings
+    return http.principal(
+        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
+    )
 
 
 def _query() -> dict[str, str]:
@@ -84,7 +87,7 @@ def openapi() -> Response:
     return http.json_response(http.openapi_document())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:

@@ -49,7 +49,7 @@ def _deadline() -> Deadline:
     return Deadline(remaining or (lambda: settings.api_timeout_ms), settings.deadline_margin_ms)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:

@@ -1306,3 +1306,30 @@ def test_a_webhook_decision_is_recorded_with_approver_channel_and_source(api, aw
     assert decision["detail"]["user_agent"] == "finance-system/3"
     assert decision["detail"]["note"] == "ok"
     assert decision["detail"]["args_digest"] == args_digest("wire_money", {"amount": 5000})
+
+
+def test_in_jwt_mode_a_request_without_claims_is_401_even_past_api_gateway(api, dump, monkeypatch):
+    # Given a stack deployed with AuthMode=jwt, and a request that somehow arrives without claims
+    from tests.conftest import _reset_runtime
+
+    monkeypatch.setenv("SIGNOFF_AUTH_MODE", "jwt")
+    _reset_runtime()
+    before = dump()
+
+    # When it tries to start a run as test_user, and to read runs
+    started = api.start(user_id="test_user", session_id="s-jwt")
+    listed = api.call("GET", "/sessions", query={"user_id": "test_user"})
+
+    # Then the handlers refuse it themselves and nothing is written
+    assert started.status == 401 and listed.status == 401
+    assert started.json() == {"detail": "authentication required"}
+    assert dump() == before
+    # while a request with verified claims works
+    ok = api.call(
+        "POST",
+        "/agents/{agent_id}/runs",
+        {"agent_id": "data_manager"},
+        fields={"message": "hello", "session_id": "s-jwt"},
+        claims={"sub": "alice"},
+    )
+    assert ok.status == 200 and ok.json()["user_id"] == "alice"

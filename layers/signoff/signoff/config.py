@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +32,8 @@ class Settings(BaseModel):
         max_body_bytes: largest request body accepted (413 beyond).
         secrets_max_age_s: how long secrets fetched from Secrets Manager are cached.
         jwt_groups_claim: the JWT claim that lists the caller's groups.
+        auth_mode: the stack's ``AuthMode``; ``jwt`` makes handlers refuse requests without
+            verified claims (defence in depth behind API Gateway's authorizer).
         public_url: the API's public base URL for approval links; by default the URL the client
             used (custom domains want it set).
         queue_url: the SQS resume queue; empty disables background runs and async resumes.
@@ -69,6 +72,7 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, alias="SIGNOFF_MAX_BODY_BYTES")
     secrets_max_age_s: int = Field(300, ge=0, alias="SIGNOFF_SECRETS_MAX_AGE_S")
     jwt_groups_claim: str = Field("cognito:groups", alias="SIGNOFF_JWT_GROUPS_CLAIM")
+    auth_mode: Literal["none", "jwt"] = Field("none", alias="SIGNOFF_AUTH_MODE")
     public_url: str = Field("", alias="SIGNOFF_PUBLIC_URL")
     queue_url: str = Field("", alias="SIGNOFF_QUEUE_URL")
     event_bus: str = Field("", alias="SIGNOFF_EVENT_BUS")

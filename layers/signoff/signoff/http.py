@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from signoff.authz import Principal
-from signoff.errors import BadRequest, PayloadTooLarge, SignoffError, ValidationFailed
+from signoff.errors import BadRequest, PayloadTooLarge, SignoffError, Unauthorized, ValidationFailed
 from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
 from signoff.models.base import Deadline
 from signoff.service import ContinueInput, RunResult, StartInput
@@ -248,12 +248,20 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
     return raw
 
 
-def principal(event: Mapping[str, Any], groups_claim: str = "cognito:groups") -> Principal | None:
-    """The caller from the JWT authorizer's verified claims; ``None`` on an open route."""
+def principal(
+    event: Mapping[str, Any], groups_claim: str = "cognito:groups", *, required: bool = False
+) -> Principal | None:
+    """The caller from the JWT authorizer's verified claims; ``None`` on an open route.
+
+    ``required`` (the stack's ``AuthMode=jwt``) turns missing claims into 401: API Gateway should
+    never let such a request through, and the handler does not rely on it alone.
+    """
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
     subject = claims.get("sub")
     if not subject:
+        if required:
+            raise Unauthorized("authentication required")
         return None
     groups = claims.get(groups_claim) or ()
     if isinstance(groups, str):
