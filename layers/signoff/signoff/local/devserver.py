@@ -466,6 +466,8 @@ class DevServer:
             raise ValueError(
                 f"{self.host} is not a loopback address: without SIGNOFF_AUTH=jwt anyone could call it"
             )
+        self._previous_auth_mode = os.environ.get("SIGNOFF_AUTH_MODE")
+        os.environ["SIGNOFF_AUTH_MODE"] = self.auth  # handlers check claims exactly when we verify them
         self.template = load_template(self.template_path)
         for layer in reversed(self.template.layer_dirs):
             if str(layer) not in sys.path:
@@ -542,6 +544,11 @@ class DevServer:
             self.backends.stop()
             self.backends = None
         self.base_url = None
+        previous = getattr(self, "_previous_auth_mode", None)
+        if previous is None:
+            os.environ.pop("SIGNOFF_AUTH_MODE", None)
+        else:
+            os.environ["SIGNOFF_AUTH_MODE"] = previous
 
     def _stop_services(self) -> None:
         self._stopping.set()

@@ -24,7 +24,14 @@ from signoff.local.template import Template
 
 # Never from the template locally: see the module docstring.
 DENIED = frozenset(
-    {"SIGNOFF_EVENT_BUS", "SIGNOFF_QUEUE_URL", "SIGNOFF_NOTIFY_URL", "SIGNOFF_SLACK_WEBHOOK_URL"}
+    {
+        "SIGNOFF_EVENT_BUS",
+        "SIGNOFF_QUEUE_URL",
+        "SIGNOFF_NOTIFY_URL",
+        "SIGNOFF_SLACK_WEBHOOK_URL",
+        # The dev server's own --auth decides, not the template's AuthMode default.
+        "SIGNOFF_AUTH_MODE",
+    }
 )
 
 Overlay = dict[str, str | None]  # name → value; None: unset
