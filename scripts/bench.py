@@ -279,12 +279,6 @@ class Bench:
         from signoff.local.standin import StandinModel
 
         self.postgres, self.database_url = start_postgres(self.work / "pgdata")
-        # The stand-in writes a response's headers and body in two sends; on a kept-alive connection
-        # Nagle then holds the body until the client's delayed ACK, 40 ms per model call, a cost of
-        # the stand-in alone (the openai client sets TCP_NODELAY, and so do real servers).
-        from signoff.local import standin
-
-        standin._Handler.disable_nagle_algorithm = True
         self.model = StandinModel(latency_s=0.0)
         self.model_url = self.model.start()
         os.environ.update(self._service_env())
