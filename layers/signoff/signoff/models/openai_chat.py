@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest
+
+T = TypeVar("T")
 
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_CAP_S = 8.0
@@ -18,7 +20,71 @@ class MalformedToolCall(Exception):
     """The model sent tool-call arguments that are not a JSON object."""
 
 
-class OpenAIChat:
+class _OpenAIEndpoint:
+    """The client and the retry loop both OpenAI endpoints share."""
+
+    def __init__(
+        self, *, api_key: str, base_url: str | None, timeout_s: float, max_retries: int, sleep: Any
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url or None
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._client: Any = None
+
+    def _openai(self) -> Any:
+        if self._client is None:
+            import openai  # deferred: about 0.8 s, paid only by invocations that call the model
+
+            self._client = openai.OpenAI(
+                api_key=self._api_key or "missing-key",
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=self._timeout_s,
+            )
+        return self._client
+
+    def _with_retries(
+        self, send: Callable[[Any, float], T], deadline: Deadline, *, what: str, target: str
+    ) -> T:
+        """Call ``send(client, timeout)`` until it succeeds, retrying what is worth retrying.
+
+        429, 5xx, timeouts, connection errors and malformed tool calls are retried with exponential
+        backoff and jitter (or the server's ``Retry-After``), as long as the deadline allows.
+
+        Raises:
+            ModelFailure: not retryable, out of retries, or out of time; the reason says which.
+        """
+        import openai
+
+        client = self._openai()
+        attempt = 0
+        while True:
+            wait_hint = 0.0
+            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
+            try:
+                return send(client, timeout)
+            except openai.APIStatusError as exc:
+                retryable = exc.status_code == 429 or exc.status_code >= 500
+                wait_hint = _retry_after_s(exc)
+                reason = f"{what} request failed: HTTP {exc.status_code}: {_error_message(exc)}"
+            except openai.APITimeoutError:
+                retryable, reason = True, f"{what} request timed out after {timeout:.0f}s"
+            except openai.APIConnectionError as exc:
+                retryable, reason = True, f"could not reach {target}: {type(exc).__name__}"
+            except MalformedToolCall as exc:
+                retryable, reason = True, f"model sent malformed tool call arguments: {exc}"
+            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+            if wait_hint:
+                delay = min(_BACKOFF_CAP_S, wait_hint)
+            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
+                raise ModelFailure(reason)
+            attempt += 1
+            self._sleep(delay)
+
+
+class OpenAIChat(_OpenAIEndpoint):
     """A Chat Completions model with tool calling, timeouts and retries within the deadline.
 
     Args:
@@ -41,59 +107,21 @@ class OpenAIChat:
         max_retries: int = 3,
         sleep: Any = time.sleep,
     ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout_s=timeout_s, max_retries=max_retries, sleep=sleep
+        )
         self.id = id
-        self._api_key = api_key
-        self._base_url = base_url or None
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._sleep = sleep
-        self._client: Any = None
-
-    def _openai(self) -> Any:
-        if self._client is None:
-            import openai  # deferred: about 0.8 s, paid only by invocations that call the model
-
-            self._client = openai.OpenAI(
-                api_key=self._api_key or "missing-key",
-                base_url=self._base_url,
-                max_retries=0,
-                timeout=self._timeout_s,
-            )
-        return self._client
 
     def request(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: Deadline
     ) -> ModelResponse:
-        import openai
+        def send(client: Any, timeout: float) -> ModelResponse:
+            kwargs: dict[str, Any] = {"model": self.id, "messages": messages, "timeout": timeout}
+            if tools:
+                kwargs["tools"] = tools
+            return _parse(client.chat.completions.create(**kwargs))
 
-        client = self._openai()
-        attempt = 0
-        while True:
-            wait_hint = 0.0
-            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
-            try:
-                kwargs: dict[str, Any] = {"model": self.id, "messages": messages, "timeout": timeout}
-                if tools:
-                    kwargs["tools"] = tools
-                completion = client.chat.completions.create(**kwargs)
-                return _parse(completion)
-            except openai.APIStatusError as exc:
-                retryable = exc.status_code == 429 or exc.status_code >= 500
-                wait_hint = _retry_after_s(exc)
-                reason = f"model request failed: HTTP {exc.status_code}: {_error_message(exc)}"
-            except openai.APITimeoutError:
-                retryable, reason = True, f"model request timed out after {timeout:.0f}s"
-            except openai.APIConnectionError as exc:
-                retryable, reason = True, f"could not reach the model: {type(exc).__name__}"
-            except MalformedToolCall as exc:
-                retryable, reason = True, f"model sent malformed tool call arguments: {exc}"
-            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-            if wait_hint:
-                delay = min(_BACKOFF_CAP_S, wait_hint)
-            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
-                raise ModelFailure(reason)
-            attempt += 1
-            self._sleep(delay)
+        return self._with_retries(send, deadline, what="model", target="the model")
 
 
 def _retry_after_s(exc: Any) -> float:
@@ -142,7 +170,7 @@ def _parse(completion: Any) -> ModelResponse:
     )
 
 
-class OpenAIEmbeddings:
+class OpenAIEmbeddings(_OpenAIEndpoint):
     """OpenAI embeddings, batched, with the timeouts and retries of :class:`OpenAIChat`.
 
     Args:
@@ -170,27 +198,12 @@ class OpenAIEmbeddings:
         max_retries: int = 3,
         sleep: Any = time.sleep,
     ) -> None:
+        super().__init__(
+            api_key=api_key, base_url=base_url, timeout_s=timeout_s, max_retries=max_retries, sleep=sleep
+        )
         self.model = model
         self.dimensions = dimensions
         self.batch_size = batch_size
-        self._api_key = api_key
-        self._base_url = base_url or None
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
-        self._sleep = sleep
-        self._client: Any = None
-
-    def _openai(self) -> Any:
-        if self._client is None:
-            import openai  # deferred, as in OpenAIChat
-
-            self._client = openai.OpenAI(
-                api_key=self._api_key or "missing-key",
-                base_url=self._base_url,
-                max_retries=0,
-                timeout=self._timeout_s,
-            )
-        return self._client
 
     def embed(self, texts: Sequence[str], deadline: Deadline | None = None) -> list[list[float]]:
         """Embed ``texts`` in batches of ``batch_size``; one vector per text, in order.
@@ -205,33 +218,13 @@ class OpenAIEmbeddings:
         return vectors
 
     def _batch(self, texts: list[str], deadline: Deadline) -> list[list[float]]:
-        import openai
+        def send(client: Any, timeout: float) -> list[list[float]]:
+            kwargs: dict[str, Any] = {"model": self.model, "input": texts, "timeout": timeout}
+            if self.model.startswith("text-embedding-3"):
+                kwargs["dimensions"] = self.dimensions
+            return self._vectors(client.embeddings.create(**kwargs), len(texts))
 
-        client = self._openai()
-        attempt = 0
-        while True:
-            wait_hint = 0.0
-            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
-            try:
-                kwargs: dict[str, Any] = {"model": self.model, "input": texts, "timeout": timeout}
-                if self.model.startswith("text-embedding-3"):
-                    kwargs["dimensions"] = self.dimensions
-                return self._vectors(client.embeddings.create(**kwargs), len(texts))
-            except openai.APIStatusError as exc:
-                retryable = exc.status_code == 429 or exc.status_code >= 500
-                wait_hint = _retry_after_s(exc)
-                reason = f"embeddings request failed: HTTP {exc.status_code}: {_error_message(exc)}"
-            except openai.APITimeoutError:
-                retryable, reason = True, f"embeddings request timed out after {timeout:.0f}s"
-            except openai.APIConnectionError as exc:
-                retryable, reason = True, f"could not reach the embeddings model: {type(exc).__name__}"
-            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-            if wait_hint:
-                delay = min(_BACKOFF_CAP_S, wait_hint)
-            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
-                raise ModelFailure(reason)
-            attempt += 1
-            self._sleep(delay)
+        return self._with_retries(send, deadline, what="embeddings", target="the embeddings model")
 
     def _vectors(self, response: Any, count: int) -> list[list[float]]:
         data = sorted(response.data, key=lambda item: item.index)
