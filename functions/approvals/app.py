@@ -18,7 +18,7 @@ def _raw_body() -> bytes:
 
 
 def _header(name: str) -> str:
-    return app.current_event.get_header_value(name, default_value="", case_sensitive=False) or ""
+    return app.current_event.headers.get(name) or ""  # Powertools headers are case-insensitive
 
 
 def _meta() -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,8 @@ logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger("boto
 # In Lambda (Tracing: Active) the real Tracer, built at init so that SnapStart snapshots it.
 tracer: Tracer | OffTracer = Tracer(service="signoff") if tracing_enabled() else OffTracer()
 metrics = Metrics(namespace="Signoff", service="signoff")
+# Reads and upkeep often record no metric; that is normal, not worth a warning per invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 _STATUS_METRIC = {
     "PAUSED": "RunsPaused",
