@@ -211,3 +211,20 @@ def test_the_sample_events_drive_the_seed_flow(api, runtime_env):
     # Then the run completes
     assert done.json()["status"] == "COMPLETED"
     assert done.json()["tools"][0]["result"] == "Deleted 50 records from users"
+
+
+@pytest.mark.parametrize(("confirmed", "trips"), [(False, 3), (True, 4)], ids=["reject", "confirm"])
+def test_database_round_trips_per_continue(api, confirmed, trips):
+    # Given a paused run, and the container's one store
+    from signoff.runtime import get_store
+
+    run_id, call_id = _paused_call(api.start(session_id="s-trips"))
+    store = get_store()
+    store.round_trips = 0
+
+    # When the call is decided
+    done = api.continue_(run_id, [{"tool_call_id": call_id, "confirmed": confirmed}], session_id="s-trips")
+
+    # Then: load, claim, final save; a tool that ran adds the save of its result before the model
+    assert done.json()["status"] == "COMPLETED"
+    assert store.round_trips == trips

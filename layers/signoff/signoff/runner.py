@@ -56,7 +56,7 @@ def advance(state: RunState, ctx: RunContext) -> Step:
     while True:
         open_calls = state.open_turn()
         if open_calls:
-            _execute_ready(state, open_calls, ctx)
+            changed = _execute_ready(state, open_calls, ctx)
             pending = [c for c in open_calls if c.pending]
             if pending:
                 return _pause(state, pending, ctx)
@@ -65,7 +65,11 @@ def advance(state: RunState, ctx: RunContext) -> Step:
             if stop:
                 state.content = "\n".join(c.result or "" for c in stop)
                 return _complete(state, ctx)
-            ctx.checkpoint(state)
+            if changed:
+                # Results exist only in memory until saved. Calls decided without running (rejected,
+                # expired, answered by the client) were saved by the claim; their tool messages
+                # follow from that state, so they need no save of their own.
+                ctx.checkpoint(state)
         if _turns_taken(state) >= ctx.max_turns:
             return _fail(state, f"the run reached its limit of {ctx.max_turns} model turns", ctx)
         if not ctx.deadline.allows():
@@ -176,8 +180,10 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
     return call
 
 
-def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> None:
+def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> bool:
+    """Run the calls that are approved or claimed for execution; whether any call changed."""
     fresh = [c for c in calls if c.state == "approved"]
+    changed = False
     if fresh:
         # Record that these are about to run before they do: a crash mid-tool then shows as
         # `executing` and is never silently re-run.
@@ -188,15 +194,18 @@ def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> N
         if call.state == "executing":
             tool = ctx.agent.tool(call.tool_name)
             if tool is None:  # removed from the agent since the pause
+                changed = True
                 call.state, call.tool_call_error = "failed", True
                 call.result = call.model_message = f"Error: the tool {call.tool_name!r} no longer exists"
                 continue
+            changed = True
             if call.decision_digest and call.decision_digest != args_digest(call.tool_name, call.tool_args):
                 # Fail closed: what would run is not what the human decided on.
                 call.state, call.tool_call_error = "failed", True
                 call.result = call.model_message = "Error: the arguments changed after the decision"
                 continue
             _execute(state, call, tool, ctx)
+    return changed
 
 
 def _execute(state: RunState, call: ToolCall, tool: Tool, ctx: RunContext) -> None:
