@@ -92,17 +92,23 @@ def record_outcome(state: RunState, *, started: bool = False) -> None:
     logger.info("run %s", state.status.lower(), extra={"status": state.status})
 
 
-def record_decisions(state: RunState, decided_ids: set[str]) -> None:
+def record_decisions(state: RunState, decided_ids: set[str], channel: str = "api") -> None:
+    """Count and log the decisions an API continue made (the ids it named that got decided)."""
     for call in state.tools:
         if call.tool_call_id in decided_ids and call.decided_at is not None:
-            name = "ToolCallsRejected" if call.state == "rejected" else "ToolCallsConfirmed"
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            record_decision(call, channel)
 
 
 def record_decision(call: ToolCall, channel: str) -> None:
-    logger.append_keys(tool_call_id=call.tool_call_id)
+    """Count one decision (confirmed or rejected) and log it with its call."""
     name = "ToolCallsRejected" if call.state == "rejected" else "ToolCallsConfirmed"
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info(
-        "decision recorded", extra={"channel": channel, "decision": call.state, "tool": call.tool_name}
+        "decision recorded",
+        extra={
+            "channel": channel,
+            "decision": call.state,
+            "tool": call.tool_name,
+            "tool_call_id": call.tool_call_id,
+        },
     )

@@ -360,10 +360,6 @@ class PostgresRunStore:
         )
         return [(row["run_id"], row["agent_id"]) for row in rows]
 
-    def session_owner(self, session_id: str) -> dict[str, Any] | None:
-        query = "SELECT session_id, agent_id, user_id FROM sessions WHERE session_id = %s"
-        return self._execute(lambda conn: conn.execute(query, (session_id,)).fetchone())
-
     def append_events(self, run_id: str, events: list[RunEvent]) -> None:
         """Add to the audit log without touching the run (e.g. a refused decision)."""
         query = (
