@@ -11,9 +11,11 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 FieldType = Literal["str", "int", "float", "bool", "list", "dict"]
 Requirement = Literal["confirmation", "user_input", "external_execution"]
@@ -56,7 +58,9 @@ class Tool:
     description: str
     function: Callable[..., Any]
     parameters: dict[str, Any]
-    arguments_model: type[BaseModel]
+    # (annotation, default) per argument; the pydantic model that checks them is built on first use,
+    # so that loading a catalog (every function does) never imports pydantic.
+    argument_fields: dict[str, tuple[Any, Any]] = field(compare=False, repr=False)
     requires_confirmation: bool = False
     requires_user_input: bool = False
     user_input_fields: tuple[UserInputField, ...] = ()
@@ -86,12 +90,25 @@ class Tool:
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
 
+    @cached_property
+    def arguments_model(self) -> type[BaseModel]:
+        """The pydantic model of the arguments: checks and coerces what the model sent."""
+        from pydantic import ConfigDict, create_model
+
+        return create_model(
+            f"{self.name}_arguments",
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+            **self.argument_fields,
+        )
+
     def validate_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check and coerce the model's arguments against the signature.
 
         Raises:
             ToolArgumentsInvalid: with a message fit to show the model.
         """
+        from pydantic import ValidationError
+
         try:
             parsed = self.arguments_model.model_validate(arguments)
         except ValidationError as exc:
@@ -156,7 +173,7 @@ def tool(
 
     def build(fn: Callable[..., Any]) -> Tool:
         doc = _parse_docstring(inspect.getdoc(fn) or "")
-        parameters, arguments_model, field_types = _signature_schema(fn, doc.args)
+        parameters, argument_fields, field_types = _signature_schema(fn, doc.args)
         if user_input_fields is not None:
             unknown = set(user_input_fields) - set(field_types)
             if unknown:
@@ -168,7 +185,7 @@ def tool(
             description=description or doc.summary,
             function=fn,
             parameters=parameters,
-            arguments_model=arguments_model,
+            argument_fields=argument_fields,
             requires_confirmation=requires_confirmation,
             requires_user_input=requires_user_input,
             user_input_fields=fields if requires_user_input else (),
@@ -278,14 +295,14 @@ def _json_schema(annotation: Any) -> tuple[dict[str, Any], FieldType]:
     if annotation in _SIMPLE:
         json_type, kind = _SIMPLE[annotation]
         return {"type": json_type}, kind
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation.model_json_schema(), "dict"
+    if isinstance(annotation, type) and callable(getattr(annotation, "model_json_schema", None)):
+        return annotation.model_json_schema(), "dict"  # a pydantic model
     return {}, "str"
 
 
 def _signature_schema(
     fn: Callable[..., Any], arg_docs: dict[str, str]
-) -> tuple[dict[str, Any], type[BaseModel], dict[str, FieldType]]:
+) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]], dict[str, FieldType]]:
     hints = typing.get_type_hints(fn)
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -306,9 +323,4 @@ def _signature_schema(
         else:
             model_fields[param.name] = (annotation, param.default)
     parameters = {"type": "object", "properties": properties, "required": required}
-    arguments_model = create_model(
-        f"{fn.__name__}_arguments",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
-        **model_fields,
-    )
-    return parameters, arguments_model, field_types
+    return parameters, model_fields, field_types
