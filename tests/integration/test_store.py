@@ -453,7 +453,7 @@ def test_migrations_are_applied_once_and_create_the_vector_extension(db: str):
 def test_snapshot_of_a_paused_run_still_loads_and_continues(db: str, store: PostgresRunStore):
     # Given a paused RunState saved by version 1 of the code
     document = json.loads((SNAPSHOTS / "run_state_v1.json").read_text())
-    state = RunState.model_validate(document)
+    state = RunState.from_document(document)
     assert state.schema_version == 1
     assert state.status == "PAUSED"
     [pending] = state.pending_tools

@@ -138,7 +138,7 @@ class Checkpoints(list):
         self.model_calls_before: list[int] = []
 
     def __call__(self, state: RunState) -> None:
-        self.append(state.model_copy(deep=True))
+        self.append(copy.deepcopy(state))
         self.model_calls_before.append(len(self.model.requests))
 
 

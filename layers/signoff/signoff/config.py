@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 
-class Settings(BaseModel):
+class SettingsError(ValueError):
+    """An environment variable holds a value the settings cannot take."""
+
+
+def _setting(
+    env: str,
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] = (),
+    non_empty: bool = False,
+) -> Any:
+    rules = {"env": env, "low": low, "high": high, "above": above, "choices": choices, "non_empty": non_empty}
+    return field(default=default, metadata=rules)
+
+
+# A frozen dataclass checked by hand rather than a pydantic model: every function reads the settings
+# on its cold start, and pydantic's import alone is about a fifth of what a read may spend there.
+@dataclass(frozen=True)
+class Settings:
     """Runtime settings, read once per container from UPPER_CASE environment variables.
 
     Attributes:
@@ -54,47 +74,93 @@ class Settings(BaseModel):
             documents; empty: any caller the API lets through. Non-empty requires authentication.
     """
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    database_url: str = Field("", alias="SIGNOFF_DATABASE_URL")
-    database_secret_arn: str = Field("", alias="SIGNOFF_DATABASE_SECRET_ARN")
-    openai_api_key: str = Field("", alias="OPENAI_API_KEY")
-    openai_secret_arn: str = Field("", alias="SIGNOFF_OPENAI_SECRET_ARN")
-    openai_base_url: str = Field("", alias="OPENAI_BASE_URL")
-    agents_module: str = Field("catalog", alias="SIGNOFF_AGENTS_MODULE")
-    history_runs: int = Field(3, ge=0, le=100, alias="SIGNOFF_HISTORY_RUNS")
-    max_turns: int = Field(10, ge=1, le=100, alias="SIGNOFF_MAX_TURNS")
-    lease_seconds: int = Field(120, ge=1, alias="SIGNOFF_LEASE_SECONDS")
-    deadline_margin_ms: int = Field(5000, ge=0, alias="SIGNOFF_DEADLINE_MARGIN_MS")
-    api_timeout_ms: int = Field(29000, ge=1000, alias="SIGNOFF_API_TIMEOUT_MS")
-    model_timeout_s: float = Field(20.0, gt=0, alias="SIGNOFF_MODEL_TIMEOUT_S")
-    model_max_retries: int = Field(3, ge=0, le=10, alias="SIGNOFF_MODEL_MAX_RETRIES")
-    max_body_bytes: int = Field(256 * 1024, ge=1024, alias="SIGNOFF_MAX_BODY_BYTES")
-    secrets_max_age_s: int = Field(300, ge=0, alias="SIGNOFF_SECRETS_MAX_AGE_S")
-    jwt_groups_claim: str = Field("cognito:groups", alias="SIGNOFF_JWT_GROUPS_CLAIM")
-    auth_mode: Literal["none", "jwt"] = Field("none", alias="SIGNOFF_AUTH_MODE")
-    public_url: str = Field("", alias="SIGNOFF_PUBLIC_URL")
-    queue_url: str = Field("", alias="SIGNOFF_QUEUE_URL")
-    event_bus: str = Field("", alias="SIGNOFF_EVENT_BUS")
-    notify_url: str = Field("", alias="SIGNOFF_NOTIFY_URL")
-    webhook_secret: str = Field("", alias="SIGNOFF_WEBHOOK_SECRET")
-    webhook_secret_arn: str = Field("", alias="SIGNOFF_WEBHOOK_SECRET_ARN")
-    slack_signing_secret: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET")
-    slack_signing_secret_arn: str = Field("", alias="SIGNOFF_SLACK_SIGNING_SECRET_ARN")
-    slack_webhook_url: str = Field("", alias="SIGNOFF_SLACK_WEBHOOK_URL")
-    embedding_model: str = Field("text-embedding-3-small", min_length=1, alias="SIGNOFF_EMBEDDING_MODEL")
+    database_url: str = _setting("SIGNOFF_DATABASE_URL", "")
+    database_secret_arn: str = _setting("SIGNOFF_DATABASE_SECRET_ARN", "")
+    openai_api_key: str = _setting("OPENAI_API_KEY", "")
+    openai_secret_arn: str = _setting("SIGNOFF_OPENAI_SECRET_ARN", "")
+    openai_base_url: str = _setting("OPENAI_BASE_URL", "")
+    agents_module: str = _setting("SIGNOFF_AGENTS_MODULE", "catalog")
+    history_runs: int = _setting("SIGNOFF_HISTORY_RUNS", 3, low=0, high=100)
+    max_turns: int = _setting("SIGNOFF_MAX_TURNS", 10, low=1, high=100)
+    lease_seconds: int = _setting("SIGNOFF_LEASE_SECONDS", 120, low=1)
+    deadline_margin_ms: int = _setting("SIGNOFF_DEADLINE_MARGIN_MS", 5000, low=0)
+    api_timeout_ms: int = _setting("SIGNOFF_API_TIMEOUT_MS", 29000, low=1000)
+    model_timeout_s: float = _setting("SIGNOFF_MODEL_TIMEOUT_S", 20.0, above=0)
+    model_max_retries: int = _setting("SIGNOFF_MODEL_MAX_RETRIES", 3, low=0, high=10)
+    max_body_bytes: int = _setting("SIGNOFF_MAX_BODY_BYTES", 256 * 1024, low=1024)
+    secrets_max_age_s: int = _setting("SIGNOFF_SECRETS_MAX_AGE_S", 300, low=0)
+    jwt_groups_claim: str = _setting("SIGNOFF_JWT_GROUPS_CLAIM", "cognito:groups")
+    auth_mode: str = _setting("SIGNOFF_AUTH_MODE", "none", choices=("none", "jwt"))
+    public_url: str = _setting("SIGNOFF_PUBLIC_URL", "")
+    queue_url: str = _setting("SIGNOFF_QUEUE_URL", "")
+    event_bus: str = _setting("SIGNOFF_EVENT_BUS", "")
+    notify_url: str = _setting("SIGNOFF_NOTIFY_URL", "")
+    webhook_secret: str = _setting("SIGNOFF_WEBHOOK_SECRET", "")
+    webhook_secret_arn: str = _setting("SIGNOFF_WEBHOOK_SECRET_ARN", "")
+    slack_signing_secret: str = _setting("SIGNOFF_SLACK_SIGNING_SECRET", "")
+    slack_signing_secret_arn: str = _setting("SIGNOFF_SLACK_SIGNING_SECRET_ARN", "")
+    slack_webhook_url: str = _setting("SIGNOFF_SLACK_WEBHOOK_URL", "")
+    embedding_model: str = _setting("SIGNOFF_EMBEDDING_MODEL", "text-embedding-3-small", non_empty=True)
     # pgvector indexes (HNSW) take at most 2000 dimensions of `vector`.
-    embedding_dimensions: int = Field(1536, ge=1, le=2000, alias="SIGNOFF_EMBEDDING_DIMENSIONS")
-    embedding_batch_size: int = Field(256, ge=1, le=2048, alias="SIGNOFF_EMBEDDING_BATCH_SIZE")
-    knowledge_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, alias="SIGNOFF_KNOWLEDGE_MAX_BYTES")
-    knowledge_queue_chunks: int = Field(200, ge=1, alias="SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS")
-    knowledge_writers: str = Field("", alias="SIGNOFF_KNOWLEDGE_WRITERS")
+    embedding_dimensions: int = _setting("SIGNOFF_EMBEDDING_DIMENSIONS", 1536, low=1, high=2000)
+    embedding_batch_size: int = _setting("SIGNOFF_EMBEDDING_BATCH_SIZE", 256, low=1, high=2048)
+    knowledge_max_bytes: int = _setting("SIGNOFF_KNOWLEDGE_MAX_BYTES", 4 * 1024 * 1024, low=1024)
+    knowledge_queue_chunks: int = _setting("SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS", 200, low=1)
+    knowledge_writers: str = _setting("SIGNOFF_KNOWLEDGE_WRITERS", "")
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            kind = type(spec.default)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, spec.name, value := float(value))
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise SettingsError(f"{spec.metadata['env']}: expected {kind.__name__}, got {value!r}")
+            problem = _breaks_rule(value, spec.metadata)
+            if problem:
+                raise SettingsError(f"{spec.metadata['env']}={value!r}: {problem}")
+
+    @classmethod
+    def env_names(cls) -> set[str]:
+        """The environment variables the settings read."""
+        return {spec.metadata["env"] for spec in fields(cls)}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """The settings from ``environ`` (default: the process environment); unset names keep defaults.
+
+        Raises:
+            SettingsError: a value is not a number where one is expected, or breaks a bound.
+        """
         env = os.environ if environ is None else environ
-        names = {field.alias for field in cls.model_fields.values() if field.alias}
-        return cls.model_validate({name: env[name] for name in names if name in env})
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(spec.metadata["env"])
+            if raw is None:
+                continue
+            kind = type(spec.default)
+            if kind is str:
+                values[spec.name] = raw
+                continue
+            try:
+                values[spec.name] = kind(raw.strip())
+            except ValueError:
+                raise SettingsError(f"{spec.metadata['env']}={raw!r}: expected {kind.__name__}") from None
+        return cls(**values)
+
+
+def _breaks_rule(value: Any, rules: dict[str, Any]) -> str | None:
+    if rules["low"] is not None and value < rules["low"]:
+        return f"must be at least {rules['low']}"
+    if rules["high"] is not None and value > rules["high"]:
+        return f"must be at most {rules['high']}"
+    if rules["above"] is not None and value <= rules["above"]:
+        return f"must be greater than {rules['above']}"
+    if rules["choices"] and value not in rules["choices"]:
+        return f"must be one of {', '.join(rules['choices'])}"
+    if rules["non_empty"] and not value:
+        return "must not be empty"
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -108,7 +108,7 @@ def _dumps(value: Any) -> str:
 
 
 def _state_of(row: dict[str, Any]) -> RunState:
-    state = RunState.model_validate(row["state"])
+    state = RunState.from_document(row["state"])
     state.status = row["status"]
     state.version = row["version"]
     return state
@@ -196,7 +196,7 @@ class PostgresRunStore:
             "status": state.status,
             "version": state.version,
             "lease": lease_seconds,
-            "state": Jsonb(state.model_dump(mode="json"), dumps=_dumps),
+            "state": Jsonb(state.document(), dumps=_dumps),
             "history": history_runs,
         }
         row = self._execute(lambda conn: conn.execute(_CREATE_RUN, params).fetchone())
@@ -229,7 +229,7 @@ class PostgresRunStore:
             LeaseLost: the run changed since it was loaded (another invocation claimed it).
         """
         write_id = uuid.uuid4().hex
-        document = state.model_dump(mode="json")
+        document = state.document()
         document["write_id"] = write_id
         calls = [
             {
