@@ -155,6 +155,12 @@ def _child(config_path: str) -> None:
         counter = _Counter(cfg["out"] + ".trace")
         counter.patch()  # imports psycopg before the clock: counting runs are not timed
     out: dict = {}
+    profiler = None
+    if cfg.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started, started_cpu = time.perf_counter(), time.process_time()
     import app  # the function's handler module, from its code folder
 
@@ -170,11 +176,23 @@ def _child(config_path: str) -> None:
         mark = time.perf_counter()
         snapstart.run_after_restore()
         out["after_restore_ms"] = (time.perf_counter() - mark) * 1000
-    if cfg["probe_openai"]:  # the openai package's own import, with everything the handler imports loaded
+    if cfg["probe_openai"]:
+        # The openai package's own import: the modules of openai and of what it depends on that a
+        # first event loads (recorded by a cold start of the same function), timed after importing
+        # everything else that first event loads, so that what Signoff needs anyway is not counted.
+        import contextlib
+        import importlib
+
+        def load(names: list[str]) -> None:
+            for name in names:
+                if name not in sys.modules:
+                    with contextlib.suppress(Exception):  # a module that exists only at run time
+                        importlib.import_module(name)
+
+        load(cfg["probe_openai"]["others"])
         loaded = "openai" in sys.modules
         mark = time.perf_counter()
-        import openai  # noqa: F401
-
+        load(cfg["probe_openai"]["family"])
         out["openai_ms"] = 0.0 if loaded else (time.perf_counter() - mark) * 1000
         cfg["events"] = []
     if cfg.get("probe_secrets"):  # AWS only: what the first read of a secret loads, before its HTTPS call
@@ -199,11 +217,15 @@ def _child(config_path: str) -> None:
         if traced:
             item["db"] = counter.stop()
         invocations.append(item)
+        if profiler is not None and index == 0:
+            profiler.disable()
+            profiler.dump_stats(cfg["profile"])
     out["invocations"] = invocations
     # VmHWM, not getrusage: Linux carries the parent's high-water mark into ru_maxrss across exec.
     with open("/proc/self/status") as f:
         out["max_rss_kib"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     out["modules"] = {name: name in sys.modules for name in ("openai", "aws_xray_sdk", "botocore", "boto3")}
+    out["loaded"] = list(sys.modules)
     with open(cfg["out"], "w") as f:
         json.dump(out, f)
 
@@ -575,8 +597,9 @@ class Bench:
         count_from: int = 0,
         snapstart: bool = False,
         xray: bool = False,
-        probe_openai: bool = False,
+        probe_openai: dict | None = None,
         probe_secrets: bool = False,
+        profile: str | None = None,
     ) -> dict:
         import subprocess
 
@@ -595,12 +618,14 @@ class Bench:
             "probe_secrets": probe_secrets,
             "timeout_ms": 29000,
             "out": out,
+            "profile": profile,
         }
         with open(f"{base}.cfg", "w") as f:
             json.dump(config, f)
         with open(f"{base}.log", "wb") as log:
+            flags = ["-X", "importtime"] if profile else []
             done = subprocess.run(
-                [sys.executable, "-S", os.path.abspath(__file__), "--child", f"{base}.cfg"],
+                [sys.executable, "-S", *flags, os.path.abspath(__file__), "--child", f"{base}.cfg"],
                 env=self.child_env(function, xray=xray, snapstart=snapstart),
                 cwd=self.work,
                 stdout=log,
@@ -619,6 +644,76 @@ class Bench:
         return result
 
     # ---------------------------------------------------------------- the measurements
+    def profile(self, function: str) -> None:
+        """Prints where one cold start goes: the costliest imports, then the costliest calls."""
+        import io
+        import pstats
+
+        path = str(self.work / f"{FUNCTIONS[function]}.prof")
+        result = self.run_child(function, [self.event_for(function)], profile=path)
+        log = self.work / "children" / f"{self.children:05d}.log"
+        imports = []
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("import time:") and "|" in line:
+                _, own, total, name = (part.strip() for part in line.replace(":", "|", 1).split("|"))
+                if own.isdigit():
+                    imports.append((int(total), int(own), name))
+        print(
+            f"\n{LABELS[function]}: import {result['import_ms']:.0f} ms, first event "
+            f"{result['invocations'][0]['ms']:.0f} ms (timings inflated by the profilers)"
+        )
+        print("slowest imports (cumulative µs, own µs):")
+        for total, own, name in sorted(imports, reverse=True)[:40]:
+            print(f"  {total:>9} {own:>9}  {name}")
+        out = io.StringIO()
+        pstats.Stats(path, stream=out).sort_stats("cumulative").print_stats(60)
+        print(out.getvalue())
+
+    def openai_modules(self, function: str, loaded: list[str]) -> dict[str, list[str]]:
+        """What a first event loaded beyond the handler's import: the openai family (openai and the
+        distributions it requires, transitively) and the rest outside the standard library."""
+        if not hasattr(self, "_openai_family"):
+            import importlib.metadata as md
+
+            from packaging.requirements import Requirement
+
+            tops: set[str] = set()
+            todo, seen = ["openai"], set()
+            while todo:
+                name = todo.pop()
+                key = name.lower().replace("-", "_")
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    dist = md.distribution(name)
+                except md.PackageNotFoundError:
+                    continue
+                tops |= {str(f).split("/", 1)[0].removesuffix(".py") for f in dist.files or []}
+                for line in dist.requires or []:
+                    req = Requirement(line)
+                    if not req.marker or req.marker.evaluate({"extra": ""}):
+                        todo.append(req.name)
+            self._openai_family = {t for t in tops if t.isidentifier()}
+        imported = set(self._handler_modules(function))
+        fresh = [name for name in loaded if name not in imported]
+        family = [name for name in fresh if name.split(".")[0] in self._openai_family]
+        # The rest, minus the standard library: what Signoff's own lazy imports need of it comes
+        # with them, and what only openai needs is then counted as openai's.
+        others = [
+            name
+            for name in fresh
+            if name.split(".")[0] not in self._openai_family
+            and name.split(".")[0] not in sys.stdlib_module_names
+        ]
+        return {"family": family, "others": others}
+
+    def _handler_modules(self, function: str) -> list[str]:
+        cache = self.__dict__.setdefault("_handler_module_cache", {})
+        if function not in cache:
+            cache[function] = self.run_child(function, [])["loaded"]
+        return cache[function]
+
     def cold(self) -> None:
         runs = self.args.runs
         cold: dict[str, dict[str, list]] = {f: {} for f in FUNCTIONS}
@@ -648,7 +743,7 @@ class Bench:
                     add(function, "openai_loaded", r["modules"]["openai"])
                     add(function, "xray_loaded", r["modules"]["aws_xray_sdk"])
                 if function in CALLS_MODEL:
-                    r = self.run_child(function, [], probe_openai=True)
+                    r = self.run_child(function, [], probe_openai=self.openai_modules(function, r["loaded"]))
                     add(function, "openai_ms", r["openai_ms"])
                     if self.snapstart:
                         r = self.run_child(function, [self.event_for(function)], snapstart=True)
@@ -899,6 +994,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "sizes"])
     parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
+    parser.add_argument(
+        "--profile",
+        nargs="+",
+        metavar="FUNCTION",
+        choices=sorted(FUNCTIONS),
+        help="instead of the tables: where one cold start of these functions spends its time "
+        "(the slowest imports from -X importtime, then cProfile of import + first event)",
+    )
     args = parser.parse_args(argv)
     if min(args.runs, args.flows, args.counted) < 1 or args.warmup < 0:
         parser.error("--runs, --flows and --counted must be positive")
@@ -924,6 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
 
         bench.snapstart = importlib.util.find_spec("signoff.snapstart") is not None
         bench.build_trees()
+        if args.profile:
+            for function in args.profile:
+                bench.profile(function)
+            return 0
         if "cold" not in args.skip:
             bench.cold()
         if "warm" not in args.skip:
