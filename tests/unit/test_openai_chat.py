@@ -169,3 +169,44 @@ def test_unreachable_server_fails_with_a_clear_reason():
     # Then the failure says the model could not be reached
     with pytest.raises(ModelFailure, match="could not reach the model"):
         unreachable.request(DELETE, [], Deadline.unlimited())
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html>gateway</html>", "not JSON"),
+        (b'{"id": "x", "choices": []}', "has no message"),
+        (b'{"error": null}', "has no message"),
+    ],
+)
+def test_an_answer_without_a_message_is_a_model_failure_not_a_crash(body, reason):
+    # Given an OpenAI-compatible endpoint that answers 200 with something that is not a completion
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Odd(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = OpenAIChat(
+            "gpt-4o-mini", api_key="k", base_url=f"http://127.0.0.1:{server.server_port}/v1", max_retries=0
+        )
+        # When the model is asked
+        with pytest.raises(ModelFailure) as caught:
+            endpoint.request(DELETE, data_manager.tool_schemas, Deadline.unlimited())
+    finally:
+        server.shutdown()
+
+    # Then the failure says what was wrong, as the run's error would
+    assert reason in str(caught.value)

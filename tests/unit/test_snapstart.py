@@ -50,7 +50,7 @@ def test_a_snapstart_init_primes_then_each_restore_reseeds_and_drops_the_connect
     # Then the model path is loaded (a completion went through the client, in memory) and the
     # dependencies are built, without a connection
     assert "priming failed" not in caplog.text
-    assert "openai.resources.chat" in sys.modules
+    assert {"openai", "httpx2", "signoff.models.openai_chat"} <= set(sys.modules)
     assert runtime.dependencies.cache_info().currsize == 1
     assert runtime.get_store()._conn is None
     snapstart.run_before_snapshot()

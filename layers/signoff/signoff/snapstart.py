@@ -144,7 +144,7 @@ def _prime_model() -> None:
     import httpx2._transports.default
     import openai
 
-    from signoff.models import openai_chat  # noqa: F401
+    from signoff.models.openai_chat import chat_completion
 
     transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=_COMPLETION))
     http_client = httpx2.Client(transport=transport, trust_env=False)
@@ -158,10 +158,9 @@ def _prime_model() -> None:
         "type": "function",
         "function": {"name": "prime", "parameters": {"type": "object", "properties": {}}},
     }
+    body = {"model": "priming", "messages": [{"role": "user", "content": "priming"}], "tools": [tool]}
     try:
-        client.chat.completions.create(
-            model="priming", messages=[{"role": "user", "content": "priming"}], tools=[tool], timeout=5
-        )
+        chat_completion(client, body, 5)
     finally:
         client.close()
 
