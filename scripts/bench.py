@@ -125,6 +125,36 @@ class _Counter:
         return {**_parse_trace(text), "connects": self.connects - self._connects_before}
 
 
+class _Split:
+    """Splits a warm invocation's time: waiting on PostgreSQL (every ``execute`` on a psycopg
+    connection, from the call to its answer), the model request (``OpenAIChat.request``: the openai
+    client, HTTP and the stand-in answering), and the rest, which is Signoff's own code."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        from signoff.models.openai_chat import OpenAIChat
+
+        self.db = self.model = 0.0
+        split = self
+
+        def timed(original, field: str):
+            def wrapper(*args, **kwargs):
+                mark = time.perf_counter()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    setattr(split, field, getattr(split, field) + time.perf_counter() - mark)
+
+            return wrapper
+
+        psycopg.Connection.execute = timed(psycopg.Connection.execute, "db")
+        OpenAIChat.request = timed(OpenAIChat.request, "model")
+
+    def reset(self) -> None:
+        self.db = self.model = 0.0
+
+
 def _summary(response) -> dict:
     if not isinstance(response, dict):
         return {"type": type(response).__name__}
@@ -203,23 +233,36 @@ def _child(config_path: str) -> None:
         boto3.session.Session().client("secretsmanager", region_name="us-east-1")
         out["secrets_client_ms"] = (time.perf_counter() - mark) * 1000
         cfg["events"] = []
+    split = _Split() if cfg.get("split") else None
     invocations = []
     for index, event in enumerate(cfg["events"]):
+        if cfg.get("profile_warm") and index == cfg["profile_from"]:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         traced = counter is not None and index >= cfg["count_from"]
         if traced:
             counter.start()
         context = _Context(cfg["function"], cfg["timeout_ms"], 256)
+        if split:
+            split.reset()
         mark, mark_cpu = time.perf_counter(), time.process_time()
         response = app.lambda_handler(event, context)
         elapsed = (time.perf_counter() - mark) * 1000
         cpu = (time.process_time() - mark_cpu) * 1000
         item = {"ms": elapsed, "cpu_ms": cpu, "response": _summary(response)}
+        if split:
+            item["db_ms"], item["model_ms"] = split.db * 1000, split.model * 1000
         if traced:
             item["db"] = counter.stop()
         invocations.append(item)
-        if profiler is not None and index == 0:
+        if profiler is not None and index == 0 and cfg.get("profile"):
             profiler.disable()
             profiler.dump_stats(cfg["profile"])
+    if cfg.get("profile_warm") and profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(cfg["profile_warm"])
     out["invocations"] = invocations
     # VmHWM, not getrusage: Linux carries the parent's high-water mark into ru_maxrss across exec.
     with open("/proc/self/status") as f:
@@ -600,6 +643,9 @@ class Bench:
         probe_openai: dict | None = None,
         probe_secrets: bool = False,
         profile: str | None = None,
+        profile_warm: str | None = None,
+        profile_from: int = 0,
+        split: bool = False,
     ) -> dict:
         import subprocess
 
@@ -619,6 +665,9 @@ class Bench:
             "timeout_ms": 29000,
             "out": out,
             "profile": profile,
+            "profile_warm": profile_warm,
+            "profile_from": profile_from,
+            "split": split,
         }
         with open(f"{base}.cfg", "w") as f:
             json.dump(config, f)
@@ -668,6 +717,25 @@ class Bench:
         out = io.StringIO()
         pstats.Stats(path, stream=out).sort_stats("cumulative").print_stats(60)
         print(out.getvalue())
+
+    def profile_warm(self) -> None:
+        """Prints where warm starts and continues spend their time (cProfile, sorted by own time)."""
+        import io
+        import pstats
+
+        n, w = self.args.flows, self.args.warmup
+        starts = [self.start_event() for _ in range(n + w)]
+        path = str(self.work / "warm-start.prof")
+        started = self.run_child("StartRunFunction", starts, profile_warm=path, profile_from=w)
+        runs = [item["response"] for item in started["invocations"]]
+        paths = {"start": path, "continue": str(self.work / "warm-continue.prof")}
+        events = [self.continue_event(run) for run in runs]
+        self.run_child("ContinueRunFunction", events, profile_warm=paths["continue"], profile_from=w)
+        for label, stats_path in paths.items():
+            for order in ("tottime", "cumulative"):
+                out = io.StringIO()
+                pstats.Stats(stats_path, stream=out).sort_stats(order).print_stats(45)
+                print(f"\nwarm {label}, {n} invocations, by {order}:\n{out.getvalue()}")
 
     def openai_modules(self, function: str, loaded: list[str]) -> dict[str, list[str]]:
         """What a first event loaded beyond the handler's import: the openai family (openai and the
@@ -772,14 +840,24 @@ class Bench:
         def record(function: str, result: dict) -> None:
             timed = [item["ms"] for item in result["invocations"][w : w + n]]
             counted = [item["db"] for item in result["invocations"][w + n :]]
+            window = result["invocations"][w : w + n]
             warm[function] = {
                 "ms": timed,
+                "db_ms": [item.get("db_ms", 0.0) for item in window],
+                "model_ms": [item.get("model_ms", 0.0) for item in window],
+                "own_ms": [
+                    item["ms"] - item.get("db_ms", 0.0) - item.get("model_ms", 0.0) for item in window
+                ],
                 "db": counted,
                 "rss": result["max_rss_kib"] / 1024,
             }
 
         started = self.run_child(
-            "StartRunFunction", [self.start_event() for _ in range(total)], count=True, count_from=w + n
+            "StartRunFunction",
+            [self.start_event() for _ in range(total)],
+            count=True,
+            count_from=w + n,
+            split=True,
         )
         record("StartRunFunction", started)
         runs = [item["response"] for item in started["invocations"]]
@@ -790,18 +868,23 @@ class Bench:
                 [self.continue_event(run) for run in runs],
                 count=True,
                 count_from=w + n,
+                split=True,
             ),
         )
         read = self.read_event(runs[0])
         record(
             "ReadRunsFunction",
-            self.run_child("ReadRunsFunction", [read] * total, count=True, count_from=w + n),
+            self.run_child("ReadRunsFunction", [read] * total, count=True, count_from=w + n, split=True),
         )
         paused = [self.paused_run() for _ in range(total)]
         record(
             "ApprovalsFunction",
             self.run_child(
-                "ApprovalsFunction", [self.webhook_event(r) for r in paused], count=True, count_from=w + n
+                "ApprovalsFunction",
+                [self.webhook_event(r) for r in paused],
+                count=True,
+                count_from=w + n,
+                split=True,
             ),
         )
         if self.args.xray_runs:
@@ -933,15 +1016,23 @@ class Bench:
                 f"Warm, per invocation: one process per function, {self.args.warmup} warm-up events, then "
                 f"{self.args.flows} timed; stand-in model with no latency, PostgreSQL on a Unix socket",
                 "",
-                "| function | p50 ms | p95 ms | DB round trips | statements | transactions | peak RSS MiB |",
-                "|---|---|---|---|---|---|---|",
+                "| function | p50 ms | p95 ms | waiting on PostgreSQL, p50 | model request, p50 "
+                "| Signoff's own, p50 / p95 | DB round trips | statements | transactions | peak RSS MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for function, w in r["warm"].items():
                 db = w["db"][-1]
                 label = LABELS.get(function) or LABELS[function.split("+")[0]] + ", X-Ray SDK on"
+                split = "| — | — | — "
+                if w.get("own_ms") and any(w["db_ms"]):
+                    model = f"{_median(w['model_ms']):.2f}" if any(w["model_ms"]) else "—"
+                    split = (
+                        f"| {_median(w['db_ms']):.2f} | {model} "
+                        f"| {_median(w['own_ms']):.2f} / {_pct(w['own_ms'], 0.95):.2f} "
+                    )
                 lines.append(
-                    f"| {label} | {_median(w['ms']):.2f} | {_pct(w['ms'], 0.95):.2f} | {db['round_trips']} "
-                    f"| {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
+                    f"| {label} | {_median(w['ms']):.2f} | {_pct(w['ms'], 0.95):.2f} {split}"
+                    f"| {db['round_trips']} | {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
                 )
             lines.append("")
         if "sizes" in r:
@@ -1002,6 +1093,11 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the tables: where one cold start of these functions spends its time "
         "(the slowest imports from -X importtime, then cProfile of import + first event)",
     )
+    parser.add_argument(
+        "--profile-warm",
+        action="store_true",
+        help="instead of the tables: cProfile of warm starts and continues (after --warmup events)",
+    )
     args = parser.parse_args(argv)
     if min(args.runs, args.flows, args.counted) < 1 or args.warmup < 0:
         parser.error("--runs, --flows and --counted must be positive")
@@ -1030,6 +1126,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             for function in args.profile:
                 bench.profile(function)
+            return 0
+        if args.profile_warm:
+            bench.profile_warm()
             return 0
         if "cold" not in args.skip:
             bench.cold()
