@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import psycopg
@@ -42,13 +43,17 @@ SELECT (SELECT count(*) FROM run) AS created,
             ORDER BY created_at DESC LIMIT %(history)s) h) AS history
 """
 
-_SAVE = """
+# The save statement, one CTE per kind of write; a save sends only the ones it has rows for (fewer
+# CTEs to plan and run: without server-side prepared statements every save is planned again).
+_SAVE_UPDATED = """
 WITH updated AS (
     UPDATE runs SET status = %(status)s, version = version + 1, state = %(state)s, updated_at = now(),
         lease_until = CASE WHEN %(status)s = 'RUNNING' THEN now() + make_interval(secs => %(lease)s) END
     WHERE run_id = %(run_id)s AND version = %(version)s
     RETURNING run_id
-), calls AS (
+)"""
+_SAVE_PARTS = {
+    "calls": """calls AS (
     INSERT INTO tool_calls AS t (run_id, tool_call_id, tool_name, args, args_digest, requirement, state,
         decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at)
     SELECT updated.run_id, c.tool_call_id, c.tool_name, c.args, c.args_digest, c.requirement, c.state,
@@ -68,27 +73,37 @@ WITH updated AS (
     WHERE (t.state, t.result, t.decided_at, t.args_digest, t.expires_at)
         IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest,
                           EXCLUDED.expires_at)
-), tokens AS (
+)""",
+    "tokens": """tokens AS (
     INSERT INTO approval_tokens (token_hash, run_id, tool_call_id, decision, expires_at)
     SELECT k.token_hash, updated.run_id, k.tool_call_id, k.decision, to_timestamp(k.expires_at)
     FROM updated, jsonb_to_recordset(%(tokens)s)
         AS k(token_hash text, tool_call_id text, decision text, expires_at bigint)
-), used AS (
+)""",
+    "used": """used AS (
     UPDATE approval_tokens SET used_at = now()
     FROM updated
     WHERE approval_tokens.run_id = updated.run_id AND approval_tokens.used_at IS NULL
       AND approval_tokens.tool_call_id = ANY (%(closed_calls)s::text[])
-), delivery AS (
+)""",
+    "delivery": """delivery AS (
     INSERT INTO webhook_deliveries (delivery_id, channel)
-    SELECT %(delivery)s, split_part(%(delivery)s, ':', 1) FROM updated WHERE %(delivery)s::text IS NOT NULL
+    SELECT %(delivery)s, split_part(%(delivery)s, ':', 1) FROM updated
     ON CONFLICT DO NOTHING
-), ev AS (
+)""",
+    "events": """ev AS (
     INSERT INTO run_events (run_id, kind, actor, channel, detail)
     SELECT updated.run_id, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)
     FROM updated, jsonb_to_recordset(%(events)s) AS e(kind text, actor text, channel text, detail jsonb)
-)
-SELECT count(*) AS saved FROM updated
-"""
+)""",
+}
+
+
+@lru_cache(maxsize=64)
+def _save_statement(parts: frozenset[str]) -> str:
+    ctes = [_SAVE_PARTS[name] for name in _SAVE_PARTS if name in parts]
+    return ",\n".join([_SAVE_UPDATED, *ctes]) + "\nSELECT count(*) AS saved FROM updated\n"
+
 
 _LOAD = """
 SELECT r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
@@ -249,6 +264,7 @@ class PostgresRunStore:
             }
             for t in state.tools
         ]
+        closed = [t.tool_call_id for t in state.tools if t.state != "awaiting_decision"]
         params = {
             "run_id": state.run_id,
             "version": state.version,
@@ -256,14 +272,16 @@ class PostgresRunStore:
             "lease": lease_seconds,
             "tokens": Jsonb(list(tokens), dumps=_dumps),
             "delivery": delivery,
-            "closed_calls": [t.tool_call_id for t in state.tools if t.state != "awaiting_decision"],
+            "closed_calls": closed,
             "state": Jsonb(document, dumps=_dumps),
             "calls": Jsonb(calls, dumps=_dumps),
             "events": Jsonb([e.__dict__ for e in events], dumps=_dumps),
         }
+        wanted = {"calls": calls, "tokens": tokens, "used": closed, "delivery": delivery, "events": events}
+        statement = _save_statement(frozenset(name for name, rows in wanted.items() if rows))
 
         def write(conn: psycopg.Connection) -> bool:
-            row = conn.execute(_SAVE, params).fetchone()
+            row = conn.execute(statement, params).fetchone()
             if row and row["saved"]:
                 return True
             # Zero rows: either someone else wrote, or this very write committed before the
