@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -94,6 +93,8 @@ def slack_message(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def _post_json(url: str, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
+    import urllib.request  # http.client and its friends: only when a notification is actually sent
+
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 - configured https endpoints
         url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
