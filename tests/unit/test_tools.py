@@ -414,3 +414,13 @@ def test_agent_version_changes_when_a_tool_schema_changes():
     # Then the version follows the schema
     assert before.version == same.version
     assert before.version != after.version
+
+
+def test_every_shipped_tool_builds_its_argument_checker():
+    # Given the agents this deployment ships (their argument checkers are built on first use)
+    from catalog import AGENTS
+
+    # Then each tool's checker builds, so a signature pydantic cannot check fails here, not mid-run
+    for agent in AGENTS:
+        for shipped in agent.tools:
+            assert set(shipped.arguments_model.model_fields) == set(shipped.parameters["properties"])

@@ -106,6 +106,9 @@ def prime(*, calls_model: bool) -> None:
         from aws_lambda_powertools.utilities import parameters  # noqa: F401
     if calls_model:
         _prime_model()
+        for agent in runtime.get_catalog():  # each tool's argument checker, built on first use otherwise
+            for tool in agent.tools:
+                _ = tool.arguments_model
 
 
 # A Chat Completions answer with one tool call, as the priming request's reply.
