@@ -243,3 +243,58 @@ def test_a_failed_save_leaves_the_previous_state_intact(api, db):
         ).json()["status"]
         == "COMPLETED"
     )
+
+
+def test_a_continue_outliving_its_lease_answers_the_run_as_it_is_not_409(api, db, model, monkeypatch):
+    """Soak flow 845: the sweep took over a live invocation whose model call was still retrying.
+
+    The continue's claim had succeeded (the decision is stored and the tool ran), so its request is
+    no duplicate: it must not be told 409 "already continued". It gets the run as it now is.
+    """
+    import dataclasses
+    import threading
+    import time
+
+    from tests.conftest import _reset_runtime
+
+    # Given a lease far shorter than a model call that retries three 500s (at least 1.75 s of sleep)
+    monkeypatch.setenv("SIGNOFF_LEASE_SECONDS", "1")
+    monkeypatch.setenv("SIGNOFF_MODEL_MAX_RETRIES", "3")
+    _reset_runtime()
+    from signoff import runtime, service
+    from signoff.store.postgres import PostgresRunStore
+
+    paused = _ops(api, 'call transfer {"amount": 845}').json()
+    run_id, call_id = paused["run_id"], paused["tools"][0]["tool_call_id"]
+    # and the upkeep function in a container of its own, sweeping as soon as the lease is dead
+    upkeep = dataclasses.replace(runtime.dependencies(), store=PostgresRunStore(db))
+    swept: list[str] = []
+
+    def sweep_when_the_lease_dies() -> None:
+        give_up = time.monotonic() + 15
+        while time.monotonic() < give_up:
+            stored = _stored(db, run_id)
+            if EXECUTIONS and stored["status"] == "RUNNING" and stored["lease_live"] is False:
+                swept.extend(service.sweep_stale_runs(upkeep))
+                return
+            time.sleep(0.02)
+
+    sweeper = threading.Thread(target=sweep_when_the_lease_dies)
+    sweeper.start()
+    model.inject("500", 3)
+
+    # When the one copy of the decision is sent, and its model call outlives the lease
+    answer = _continue(api, run_id, [{"tool_call_id": call_id, "confirmed": True}])
+    sweeper.join()
+
+    # Then the sweep took the run over, and the continue answers with the run's state, not 409
+    assert swept == [run_id]
+    assert answer.status == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "ERROR" and "continue the run to resume it" in body["content"]
+    assert body["tools"][0]["confirmed"] is True
+    assert EXECUTIONS == [("transfer", {"amount": 845})]
+    # and continuing the errored run completes it without running the tool again
+    resumed = _continue(api, run_id)
+    assert resumed.status == 200 and resumed.json()["status"] == "COMPLETED"
+    assert EXECUTIONS == [("transfer", {"amount": 845})]

@@ -148,9 +148,11 @@ def start_run(
         return RunResult(state, [])
     events = _Events(state)
     events("RunStarted", model=agent.model, model_provider=state.model_provider)
-    _run(
-        deps, agent, state, history, deadline, events, RunEvent("started", state.user_id, "api", request.meta)
-    )
+    started = RunEvent("started", state.user_id, "api", request.meta)
+    try:
+        _run(deps, agent, state, history, deadline, events, started)
+    except LeaseLost:
+        return _taken_over(deps, state, "RunStarted")
     return RunResult(state, events.items)
 
 
@@ -254,7 +256,11 @@ def _claim_and_run(
     channel: str,
     meta: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Claim the run (a save conditional on the version read) and only then run anything."""
+    """Claim the run (a save conditional on the version read) and only then run anything.
+
+    Raises:
+        LeaseLost: the claim lost: another request continued the run first (the caller's 409).
+    """
     state = loaded.state
     audit.append(RunEvent("continued", actor, channel, {"from_status": state.status, **(meta or {})}))
     for call in state.open_turn():
@@ -265,8 +271,30 @@ def _claim_and_run(
     deps.store.save(state, lease_seconds=deps.settings.lease_seconds, events=audit)
     events = _Events(state)
     events("RunContinued")
-    _run(deps, agent, state, loaded.history, deadline, events, None)
+    try:
+        _run(deps, agent, state, loaded.history, deadline, events, None)
+    except LeaseLost:
+        return _taken_over(deps, state, "RunContinued")
     return RunResult(state, events.items)
+
+
+def _taken_over(deps: Dependencies, state: RunState, first_event: str) -> RunResult:
+    """The answer of an invocation whose run was taken over after its own claim or start succeeded.
+
+    What the request asked for is stored (the user's message; the decisions, and the tools they
+    claimed ran or are marked executing), so it is no duplicate and gets no 409. A later save lost
+    because another writer moved the run on meanwhile, e.g. the sweep marked it ERROR because this
+    invocation outlived its lease. Answer with what the run is now (ERROR says "continue to resume").
+    """
+    log.warning("run %s was taken over while this invocation was running it", state.run_id)
+    current = deps.store.load(state.run_id)
+    if current is None:
+        raise LeaseLost(state.run_id)
+    events = _Events(current.state)
+    events(first_event)
+    if current.state.status == "ERROR":
+        events("RunError", content=current.state.error)
+    return RunResult(current.state, events.items)
 
 
 @dataclass
