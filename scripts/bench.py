@@ -185,6 +185,17 @@ def _child(config_path: str) -> None:
         counter = _Counter(cfg["out"] + ".trace")
         counter.patch()  # imports psycopg before the clock: counting runs are not timed
     out: dict = {}
+    if cfg.get("floor"):  # the libraries alone, without Signoff: the floor of a cold start on this host
+        import importlib
+
+        mark = time.perf_counter()
+        for name in cfg["floor"]:
+            importlib.import_module(name)
+        out["floor_ms"] = (time.perf_counter() - mark) * 1000
+        out["invocations"] = []
+        with open(cfg["out"], "w") as f:
+            json.dump(out, f)
+        return
     profiler = None
     if cfg.get("profile"):
         import cProfile
@@ -299,6 +310,15 @@ LABELS = {
 # What Lambda's python3.12 runtime provides (boto3 and its dependencies); read from the layer's
 # Makefile when it lists them, so that the bench prunes what the real build prunes.
 RUNTIME_PROVIDED_DEFAULT = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"]
+# What every function imports whatever Signoff does: Powertools' logger, metrics and HTTP event
+# handler, and psycopg. A process importing only these is the floor a cold start cannot go below;
+# measured in every round, it also tells how fast the host is at that moment.
+FLOOR_MODULES = [
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.event_handler",
+    "psycopg",
+]
 WEBHOOK_SECRET = "bench-webhook-secret"
 USER = "bench_user"
 AGENT = "data_manager"
@@ -646,6 +666,7 @@ class Bench:
         profile_warm: str | None = None,
         profile_from: int = 0,
         split: bool = False,
+        floor: list[str] | None = None,
     ) -> dict:
         import subprocess
 
@@ -668,6 +689,7 @@ class Bench:
             "profile_warm": profile_warm,
             "profile_from": profile_from,
             "split": split,
+            "floor": floor,
         }
         with open(f"{base}.cfg", "w") as f:
             json.dump(config, f)
@@ -824,6 +846,8 @@ class Bench:
                     r = self.run_child(function, [self.event_for(function)], xray=True)
                     add(function, "xray_cold", r["import_ms"] + r["invocations"][0]["ms"])
                     add(function, "xray_rss", r["max_rss_kib"] / 1024)
+            r = self.run_child("ReadRunsFunction", [], floor=FLOOR_MODULES)
+            self.results.setdefault("floor_ms", []).append(r["floor_ms"])
             r = self.run_child("ReadRunsFunction", [], probe_secrets=True)
             self.results.setdefault("secrets_client_ms", []).append(r["secrets_client_ms"])
             print(f"  cold starts: round {i + 1}/{runs} done", flush=True)
@@ -1003,6 +1027,18 @@ class Bench:
                     + "; ".join(f"{LABELS[f]} {ms(_median(c['snap_init']))} ms" for f, c in snaps)
                     + "; restored = after-restore hooks + first event, openai primed: "
                     + ", ".join(str(all(c["snap_primed"])) for _, c in snaps)
+                )
+            if r.get("floor_ms"):
+                floor = _median(r["floor_ms"])
+                lines.append(
+                    "Floor: a fresh process importing only the libraries every function needs "
+                    f"({', '.join(FLOOR_MODULES)}): {ms(floor)} ms p50 this run; the cold starts above "
+                    "are, in multiples of it: "
+                    + ", ".join(
+                        f"{LABELS[f].split(' (')[0]} {_median(c['pyc_cold']) / floor:.2f}"
+                        for f, c in r["cold"].items()
+                        if c.get("pyc_cold")
+                    )
                 )
             if r.get("secrets_client_ms"):
                 lines.append(
