@@ -474,3 +474,51 @@ def test_snapshot_of_a_paused_run_still_loads_and_continues(db: str, store: Post
     assert result.status == "COMPLETED"
     assert result.tool(pending.tool_call_id).result == "Deleted 50 records from users"
     assert model.requests[0][-1]["content"] == "Deleted 50 records from users"
+
+
+def test_two_containers_taking_turns_keep_the_tool_call_rows_equal_to_the_state(db: str):
+    # Given two containers (two stores) and a run with two calls, one of them awaiting a decision
+    first, second = PostgresRunStore(db), PostgresRunStore(db)
+    state = new_state()
+    first.create_run(state, lease_seconds=60, history_runs=0)
+    state.tools += [
+        ToolCall(
+            tool_call_id="a", tool_name="delete_records", state="awaiting_decision", expires_at=2_000_000_000
+        ),
+        ToolCall(tool_call_id="b", tool_name="delete_records", state="succeeded", result="done"),
+    ]
+    first.save(
+        state,
+        lease_seconds=60,
+        tokens=[
+            {"token_hash": "h1", "tool_call_id": "a", "decision": "approve", "expires_at": 2_000_000_000}
+        ],
+    )
+
+    # When the other container decides the call, then the first one saves twice more from its load
+    theirs = second.load(state.run_id).state
+    theirs.tools[0].state, theirs.tools[0].decided_by = "executing", "bob"
+    second.save(theirs, lease_seconds=60)
+    mine = first.load(state.run_id).state
+    mine.tools[0].state, mine.tools[0].result = "succeeded", "deleted"
+    first.save(mine, lease_seconds=60)
+    mine.status = "COMPLETED"
+    first.save(mine, lease_seconds=60)
+
+    # Then the rows say what the final state says, and the decided call's link is used up
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT tool_call_id, state, result, decided_by FROM tool_calls WHERE run_id = %s ORDER BY 1",
+            (state.run_id,),
+        ).fetchall()
+        unused = conn.execute("SELECT count(*) FROM approval_tokens WHERE used_at IS NULL").fetchone()[0]
+    assert rows == [("a", "succeeded", "deleted", "bob"), ("b", "succeeded", "done", None)]
+    assert unused == 0
+    assert store_status(db, state.run_id) == ("COMPLETED", 5)
+    first.close()
+    second.close()
+
+
+def store_status(db: str, run_id: str) -> tuple[str, int]:
+    with psycopg.connect(db) as conn:
+        return conn.execute("SELECT status, version FROM runs WHERE run_id = %s", (run_id,)).fetchone()

@@ -129,6 +129,31 @@ def _state_of(row: dict[str, Any]) -> RunState:
     return state
 
 
+_WRITTEN_RUNS = 64
+
+
+def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
+    """The ``tool_calls`` rows of a state, by call id, as the save statement takes them."""
+    return {
+        t.tool_call_id: {
+            "tool_call_id": t.tool_call_id,
+            "tool_name": t.tool_name,
+            "args": t.tool_args,
+            "args_digest": t.args_digest,
+            "requirement": t.requirement,
+            "state": t.state,
+            "decided_by": t.decided_by,
+            "decided_at": t.decided_at,
+            "decision_channel": t.decision_channel,
+            "decision_digest": t.decision_digest,
+            "note": t.confirmation_note,
+            "result": t.result,
+            "expires_at": t.expires_at,
+        }
+        for t in state.tools
+    }
+
+
 def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [message for run_messages in history for message in (run_messages or [])]
 
@@ -149,6 +174,9 @@ class PostgresRunStore:
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self.round_trips = 0
+        # run id → (version, tool call rows as stored at that version), for the runs this container
+        # loaded or saved last; a save from that version skips the rows that did not change.
+        self._written: dict[str, tuple[int, dict[str, dict[str, Any]]]] = {}
 
     def _connect(self) -> psycopg.Connection:
         conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
@@ -224,7 +252,9 @@ class PostgresRunStore:
         row = self._execute(lambda conn: conn.execute(_LOAD, params).fetchone())
         if row is None:
             return None
-        return LoadedRun(_state_of(row), bool(row["lease_live"]), _flatten(row["history"]))
+        state = _state_of(row)
+        self._remember(run_id, state.version, _call_rows(state))
+        return LoadedRun(state, bool(row["lease_live"]), _flatten(row["history"]))
 
     def save(
         self,
@@ -246,25 +276,18 @@ class PostgresRunStore:
         write_id = uuid.uuid4().hex
         document = state.document()
         document["write_id"] = write_id
-        calls = [
-            {
-                "tool_call_id": t.tool_call_id,
-                "tool_name": t.tool_name,
-                "args": t.tool_args,
-                "args_digest": t.args_digest,
-                "requirement": t.requirement,
-                "state": t.state,
-                "decided_by": t.decided_by,
-                "decided_at": t.decided_at,
-                "decision_channel": t.decision_channel,
-                "decision_digest": t.decision_digest,
-                "note": t.confirmation_note,
-                "result": t.result,
-                "expires_at": t.expires_at,
-            }
-            for t in state.tools
+        rows = _call_rows(state)
+        # Rows this container last wrote for this very version are in the database as they are:
+        # send only the calls that changed, and close links only of calls that were still open.
+        cached = self._written.get(state.run_id)
+        known = cached[1] if cached and cached[0] == state.version else {}
+        calls = [row for call_id, row in rows.items() if known.get(call_id) != row]
+        closed = [
+            call_id
+            for call_id, row in rows.items()
+            if row["state"] != "awaiting_decision"
+            and (call_id not in known or known[call_id]["state"] == "awaiting_decision")
         ]
-        closed = [t.tool_call_id for t in state.tools if t.state != "awaiting_decision"]
         params = {
             "run_id": state.run_id,
             "version": state.version,
@@ -294,6 +317,13 @@ class PostgresRunStore:
         if not self._execute(write):
             raise LeaseLost(state.run_id)
         state.version += 1
+        self._remember(state.run_id, state.version, rows)
+
+    def _remember(self, run_id: str, version: int, rows: dict[str, dict[str, Any]]) -> None:
+        self._written.pop(run_id, None)
+        self._written[run_id] = (version, rows)
+        while len(self._written) > _WRITTEN_RUNS:
+            self._written.pop(next(iter(self._written)))
 
     def list_runs(
         self, *, agent_id: str | None, session_id: str | None, user_id: str | None, status: str | None
