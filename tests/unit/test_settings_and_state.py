@@ -86,3 +86,22 @@ def test_a_corrupt_document_is_refused_with_the_field_named(change, message):
     change(document)
     with pytest.raises(StateDocumentInvalid, match=message):
         RunState.from_document(document)
+
+
+@pytest.mark.parametrize(
+    ("lease_s", "api_timeout_ms", "function_timeout_ms", "warned"),
+    [
+        (120, 29000, 120000, False),  # the template's worker: it hands off 5 s before its 120 s timeout
+        (120, 29000, 130000, True),
+        (2, 29000, None, True),  # the soak's lease, on purpose
+        (120, 29000, None, False),
+    ],
+)
+def test_a_lease_shorter_than_an_invocation_is_warned_about(
+    caplog, lease_s, api_timeout_ms, function_timeout_ms, warned
+):
+    from signoff.runtime import warn_about_short_leases
+
+    settings = Settings(lease_seconds=lease_s, api_timeout_ms=api_timeout_ms)
+    assert warn_about_short_leases(settings, function_timeout_ms) is warned
+    assert ("SIGNOFF_LEASE_SECONDS" in caplog.text) is warned

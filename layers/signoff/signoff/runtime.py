@@ -7,6 +7,7 @@ lazily on first use, so a handler that never calls the model never imports ``ope
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -189,11 +190,34 @@ def _model(model_id: str):
     )
 
 
+log = logging.getLogger(__name__)
+
+
+def warn_about_short_leases(settings: Settings, function_timeout_ms: int | None = None) -> bool:
+    """Log a warning when a run's lease can end while its invocation still works on it.
+
+    A save renews the lease, a model call does not; past the lease the upkeep sweep takes a live
+    invocation's run over (marks it ERROR). Safe when the lease outlasts the longest invocation,
+    which saves and hands off ``deadline_margin_ms`` before its deadline.
+    """
+    longest_ms = max(settings.api_timeout_ms, function_timeout_ms or 0) - settings.deadline_margin_ms
+    if settings.lease_seconds * 1000 > longest_ms:
+        return False
+    log.warning(
+        "SIGNOFF_LEASE_SECONDS=%s is not longer than an invocation may last (%s ms): the upkeep sweep "
+        "may take over runs that are still being worked on; set it above every function's timeout",
+        settings.lease_seconds,
+        longest_ms,
+    )
+    return True
+
+
 @lru_cache(maxsize=1)
 def dependencies() -> Dependencies:
     """Everything the services need, built once per warm container."""
     from signoff.service import Dependencies
 
+    warn_about_short_leases(get_settings())
     return Dependencies(
         store=get_store(),
         catalog=get_catalog(),
