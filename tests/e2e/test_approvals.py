@@ -442,3 +442,36 @@ def test_a_deadline_handoff_is_finished_by_the_worker(api, aws, model, monkeypat
     aws.run_worker()
 
     assert api.get(handed.json()["run_id"], agent_id="ops").json()["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("how", "trips"),
+    [("webhook", 2), ("webhook with token", 2), ("link", 2), ("link page", 1), ("replayed webhook", 1)],
+)
+def test_database_round_trips_per_decision(api, aws, paused, how, trips):
+    # Given a paused call, and the approvals container's one store
+    from signoff.runtime import get_store
+
+    run, event = paused
+    links = event["detail"]["tool_calls"][0]
+    if how == "replayed webhook":
+        assert _webhook(api, _decision(run)).status == 200
+    store = get_store()
+    store.round_trips = 0
+
+    # When it is decided (or looked at) through one channel
+    if how in ("webhook", "replayed webhook"):
+        answer = _webhook(api, _decision(run))
+    elif how == "webhook with token":
+        token = _token(links["approve_url"])
+        answer = _webhook(
+            api, {"event_id": "evt-2", "token": token, "decision": "approve", "approver": "ops"}
+        )
+    elif how == "link":
+        answer = api.call("POST", "/approvals/{token}", {"token": _token(links["approve_url"])}, fields={})
+    else:
+        answer = api.call("GET", "/approvals/{token}", {"token": _token(links["approve_url"])})
+
+    # Then the link or the run is read with the replay check in one query, and the decision is one write
+    assert answer.status == (409 if how == "replayed webhook" else 200), answer.text
+    assert store.round_trips == trips

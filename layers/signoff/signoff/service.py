@@ -319,13 +319,18 @@ def decide(
     delivery_id: str | None = None,
     decider: Principal | None = None,
     meta: dict[str, Any] | None = None,
+    loaded: LoadedRun | None = None,
 ) -> DecisionOutcome:
     """Record one decision (webhook, Slack, approval link); queue the resume once all are decided.
 
-    ``delivery_id`` is recorded in the same write as the decision, so a replayed delivery is
-    refused and a failed one can be retried.
+    ``delivery_id`` is looked up with the run (a replayed delivery is refused) and recorded in the
+    same write as the decision, so a failed delivery can be retried. ``loaded``: the run, when the
+    caller has just loaded it (an approval token's lookup brings it along).
     """
-    loaded = deps.store.load(run_id)
+    if loaded is None:
+        loaded = deps.store.load(run_id, delivery_id=delivery_id)
+    if loaded is not None and loaded.delivery_seen:
+        raise Conflict("this delivery was already received")
     if loaded is None or (agent_id and loaded.state.agent_id != agent_id):
         raise RunNotFound(run_id)
     state = loaded.state
@@ -361,23 +366,27 @@ class ApprovalView:
     expires_at: int
     usable: bool
     reason: str | None
+    loaded: LoadedRun | None = None
 
 
-def approval_by_token(deps: Dependencies, token: str) -> ApprovalView:
-    """Look an approval link up. Unknown tokens are 404; used or expired ones say so."""
-    row = deps.store.approval_token(hash_token(token))
-    if row is None:
+def approval_by_token(deps: Dependencies, token: str, *, delivery_id: str | None = None) -> ApprovalView:
+    """Look an approval link up, with its run, in one query. Unknown tokens are 404; used or
+    expired ones say so. ``delivery_id``: also tell whether that webhook delivery was seen."""
+    found = deps.store.load_by_token(hash_token(token), delivery_id=delivery_id)
+    if found is None:
         raise NotFound("This approval link is not valid")
-    loaded = deps.store.load(row["run_id"])
-    call = loaded.state.tool(row["tool_call_id"]) if loaded else None
-    if loaded is None or call is None:
+    row, loaded = found
+    call = loaded.state.tool(row["tool_call_id"])
+    if call is None:
         raise NotFound("This approval link is not valid")
     reason = None
     if row["used_at"] is not None or not call.pending:
         reason = "already_used"
     elif row["expires_at"] <= time.time():
         reason = "expired"
-    return ApprovalView(loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason)
+    return ApprovalView(
+        loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason, loaded
+    )
 
 
 def decide_by_token(
@@ -398,6 +407,7 @@ def decide_by_token(
         approver="approval-link",
         channel="link",
         meta=meta,
+        loaded=view.loaded,
     )
 
 
@@ -433,18 +443,18 @@ def _decide_external(
     deps: Dependencies, decision: ExternalDecision, *, channel: str, meta: dict[str, Any] | None
 ) -> DecisionOutcome:
     """A decision from a signed channel: the channel vouches for the approver it names."""
-    if deps.store.delivery_seen(decision.delivery_id):
-        raise Conflict("this delivery was already received")
-    run_id, tool_call_id = decision.run_id, decision.tool_call_id
+    run_id, tool_call_id, loaded = decision.run_id, decision.tool_call_id, None
     if decision.token:
-        view = approval_by_token(deps, decision.token)
+        view = approval_by_token(deps, decision.token, delivery_id=decision.delivery_id)
+        if view.loaded is not None and view.loaded.delivery_seen:
+            raise Conflict("this delivery was already received")
         if view.reason == "already_used":
             raise Conflict("This approval token was already used")
         if view.reason == "expired":
             raise Gone("This approval token has expired")
         if view.decision != ("approve" if decision.approve else "reject"):
             raise BadRequest(f"this token can only {view.decision}")
-        run_id, tool_call_id = view.state.run_id, view.call.tool_call_id
+        run_id, tool_call_id, loaded = view.state.run_id, view.call.tool_call_id, view.loaded
     return decide(
         deps,
         run_id=run_id or "",
@@ -456,6 +466,7 @@ def _decide_external(
         delivery_id=decision.delivery_id,
         decider=Principal(decision.approver, decision.approver_groups),
         meta=meta,
+        loaded=loaded,
     )
 
 

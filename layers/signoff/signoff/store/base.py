@@ -16,6 +16,8 @@ class LoadedRun:
     state: RunState
     lease_live: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Whether the webhook delivery id passed to the load was already recorded (a replay).
+    delivery_seen: bool = False
 
 
 @dataclass
@@ -43,7 +45,9 @@ class RunStore(Protocol):
         """Insert the session (if new) and the run; return the session's history messages."""
         ...
 
-    def load(self, run_id: str, *, history_runs: int = 0) -> LoadedRun | None: ...
+    def load(
+        self, run_id: str, *, history_runs: int = 0, delivery_id: str | None = None
+    ) -> LoadedRun | None: ...
 
     def save(
         self,
@@ -71,9 +75,11 @@ class RunStore(Protocol):
 
     def stale_runs(self, *, limit: int) -> list[LoadedRun]: ...
 
-    def approval_token(self, token_hash: str) -> dict[str, Any] | None: ...
-
-    def delivery_seen(self, delivery_id: str) -> bool: ...
+    def load_by_token(
+        self, token_hash: str, *, delivery_id: str | None = None
+    ) -> tuple[dict[str, Any], LoadedRun] | None:
+        """An approval token (run and call ids, decision, expiry, used_at) with its run, in one query."""
+        ...
 
     def runs_with_expired_calls(self, *, limit: int) -> list[str]: ...
 

@@ -107,6 +107,8 @@ def _save_statement(parts: frozenset[str]) -> str:
 
 _LOAD = """
 SELECT r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
+       %(delivery)s::text IS NOT NULL AND EXISTS (
+            SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen,
        CASE WHEN %(history)s > 0 THEN (
             SELECT coalesce(jsonb_agg(h.messages ORDER BY h.created_at), '[]'::jsonb) FROM (
                 SELECT state->'messages' AS messages, created_at FROM runs
@@ -128,6 +130,15 @@ def _state_of(row: dict[str, Any]) -> RunState:
     state.version = row["version"]
     return state
 
+
+_LOAD_BY_APPROVAL_LINK = """
+SELECT t.run_id, t.tool_call_id, t.decision, extract(epoch FROM t.expires_at) AS expires_at, t.used_at,
+       r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
+       %(delivery)s::text IS NOT NULL AND EXISTS (
+            SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen
+FROM approval_tokens t JOIN runs r USING (run_id)
+WHERE t.token_hash = %(token_hash)s
+"""
 
 _WRITTEN_RUNS = 64
 
@@ -247,14 +258,26 @@ class PostgresRunStore:
             raise NotFound(f"No session found for session ID {state.session_id}")
         return _flatten(row["history"])
 
-    def load(self, run_id: str, *, history_runs: int = 0) -> LoadedRun | None:
-        params = {"run_id": run_id, "history": history_runs}
+    def load(self, run_id: str, *, history_runs: int = 0, delivery_id: str | None = None) -> LoadedRun | None:
+        params = {"run_id": run_id, "history": history_runs, "delivery": delivery_id}
         row = self._execute(lambda conn: conn.execute(_LOAD, params).fetchone())
         if row is None:
             return None
         state = _state_of(row)
         self._remember(run_id, state.version, _call_rows(state))
-        return LoadedRun(state, bool(row["lease_live"]), _flatten(row["history"]))
+        return LoadedRun(state, bool(row["lease_live"]), _flatten(row["history"]), bool(row["delivery_seen"]))
+
+    def load_by_token(
+        self, token_hash: str, *, delivery_id: str | None = None
+    ) -> tuple[dict[str, Any], LoadedRun] | None:
+        params = {"token_hash": token_hash, "delivery": delivery_id}
+        row = self._execute(lambda conn: conn.execute(_LOAD_BY_APPROVAL_LINK, params).fetchone())
+        if row is None:
+            return None
+        state = _state_of(row)
+        self._remember(state.run_id, state.version, _call_rows(state))
+        token = {key: row[key] for key in ("run_id", "tool_call_id", "decision", "expires_at", "used_at")}
+        return token, LoadedRun(state, bool(row["lease_live"]), [], bool(row["delivery_seen"]))
 
     def save(
         self,
@@ -371,18 +394,6 @@ class PostgresRunStore:
         )
         rows = self._execute(lambda conn: conn.execute(query, (limit,)).fetchall())
         return [LoadedRun(_state_of(row), False) for row in rows]
-
-    def approval_token(self, token_hash: str) -> dict[str, Any] | None:
-        query = (
-            "SELECT run_id, tool_call_id, decision, extract(epoch FROM expires_at) AS expires_at, used_at"
-            " FROM approval_tokens WHERE token_hash = %s"
-        )
-        return self._execute(lambda conn: conn.execute(query, (token_hash,)).fetchone())
-
-    def delivery_seen(self, delivery_id: str) -> bool:
-        """Whether a webhook delivery id was already recorded (a replay)."""
-        query = "SELECT 1 FROM webhook_deliveries WHERE delivery_id = %s"
-        return self._execute(lambda conn: conn.execute(query, (delivery_id,)).fetchone()) is not None
 
     def runs_with_expired_calls(self, *, limit: int) -> list[str]:
         query = (
