@@ -329,10 +329,10 @@ def decide(
     """
     if loaded is None:
         loaded = deps.store.load(run_id, delivery_id=delivery_id)
-    if loaded is not None and loaded.delivery_seen:
-        raise Conflict("this delivery was already received")
     if loaded is None or (agent_id and loaded.state.agent_id != agent_id):
         raise RunNotFound(run_id)
+    if loaded.delivery_seen:
+        raise Conflict("this delivery was already received")
     state = loaded.state
     call = state.tool(tool_call_id)
     if call is None:
@@ -366,7 +366,7 @@ class ApprovalView:
     expires_at: int
     usable: bool
     reason: str | None
-    loaded: LoadedRun | None = None
+    loaded: LoadedRun
 
 
 def approval_by_token(deps: Dependencies, token: str, *, delivery_id: str | None = None) -> ApprovalView:
@@ -446,7 +446,7 @@ def _decide_external(
     run_id, tool_call_id, loaded = decision.run_id, decision.tool_call_id, None
     if decision.token:
         view = approval_by_token(deps, decision.token, delivery_id=decision.delivery_id)
-        if view.loaded is not None and view.loaded.delivery_seen:
+        if view.loaded.delivery_seen:  # before "already used": a replay is told it is one
             raise Conflict("this delivery was already received")
         if view.reason == "already_used":
             raise Conflict("This approval token was already used")

@@ -105,10 +105,13 @@ def _save_statement(parts: frozenset[str]) -> str:
     return ",\n".join([_SAVE_UPDATED, *ctes]) + "\nSELECT count(*) AS saved FROM updated\n"
 
 
-_LOAD = """
-SELECT r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
+# The columns a loaded run is built from (``_loaded``), the replay check of a webhook delivery included.
+_RUN_COLUMNS = """r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
        %(delivery)s::text IS NOT NULL AND EXISTS (
-            SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen,
+            SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen"""
+
+_LOAD = f"""
+SELECT {_RUN_COLUMNS},
        CASE WHEN %(history)s > 0 THEN (
             SELECT coalesce(jsonb_agg(h.messages ORDER BY h.created_at), '[]'::jsonb) FROM (
                 SELECT state->'messages' AS messages, created_at FROM runs
@@ -117,7 +120,7 @@ SELECT r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live
                 ORDER BY created_at DESC LIMIT %(history)s) h)
        ELSE '[]'::jsonb END AS history
 FROM runs r WHERE r.run_id = %(run_id)s
-"""
+"""  # noqa: S608 - built from constants only
 
 
 def _dumps(value: Any) -> str:
@@ -131,14 +134,12 @@ def _state_of(row: dict[str, Any]) -> RunState:
     return state
 
 
-_LOAD_BY_APPROVAL_LINK = """
+_LOAD_BY_APPROVAL_LINK = f"""
 SELECT t.run_id, t.tool_call_id, t.decision, extract(epoch FROM t.expires_at) AS expires_at, t.used_at,
-       r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
-       %(delivery)s::text IS NOT NULL AND EXISTS (
-            SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen
+       {_RUN_COLUMNS}
 FROM approval_tokens t JOIN runs r USING (run_id)
 WHERE t.token_hash = %(token_hash)s
-"""
+"""  # noqa: S608 - built from constants only
 
 _WRITTEN_RUNS = 64
 
@@ -263,9 +264,7 @@ class PostgresRunStore:
         row = self._execute(lambda conn: conn.execute(_LOAD, params).fetchone())
         if row is None:
             return None
-        state = _state_of(row)
-        self._remember(run_id, state.version, _call_rows(state))
-        return LoadedRun(state, bool(row["lease_live"]), _flatten(row["history"]), bool(row["delivery_seen"]))
+        return self._loaded(row, _flatten(row["history"]))
 
     def load_by_token(
         self, token_hash: str, *, delivery_id: str | None = None
@@ -274,10 +273,14 @@ class PostgresRunStore:
         row = self._execute(lambda conn: conn.execute(_LOAD_BY_APPROVAL_LINK, params).fetchone())
         if row is None:
             return None
+        token = {key: row[key] for key in ("run_id", "tool_call_id", "decision", "expires_at", "used_at")}
+        return token, self._loaded(row, [])
+
+    def _loaded(self, row: dict[str, Any], history: list[dict[str, Any]]) -> LoadedRun:
+        """A run from ``_RUN_COLUMNS``; its tool call rows are remembered for the next save."""
         state = _state_of(row)
         self._remember(state.run_id, state.version, _call_rows(state))
-        token = {key: row[key] for key in ("run_id", "tool_call_id", "decision", "expires_at", "used_at")}
-        return token, LoadedRun(state, bool(row["lease_live"]), [], bool(row["delivery_seen"]))
+        return LoadedRun(state, bool(row["lease_live"]), history, bool(row["delivery_seen"]))
 
     def save(
         self,
