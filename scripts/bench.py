@@ -324,6 +324,37 @@ USER = "bench_user"
 AGENT = "data_manager"
 
 
+def _installed_closure(requirements: list[str], *, missing_ok: bool = False):
+    """``(key, distribution)`` for each installed distribution that ``requirements`` need, once each,
+    following their requirements (markers evaluated, extras carried along)."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    todo = [(Requirement(line), "") for line in requirements]
+    walked: set[tuple[str, frozenset[str]]] = set()
+    yielded: set[str] = set()
+    while todo:
+        req, extra = todo.pop()
+        if req.marker and not req.marker.evaluate({"extra": extra}):
+            continue
+        key = req.name.lower().replace("-", "_")
+        if (key, frozenset(req.extras)) in walked:
+            continue
+        walked.add((key, frozenset(req.extras)))
+        try:
+            dist = md.distribution(req.name)
+        except md.PackageNotFoundError:
+            if missing_ok:
+                continue
+            raise
+        for sub in dist.requires or []:
+            todo.extend((Requirement(sub), wanted) for wanted in req.extras or {""})
+        if key not in yielded:
+            yielded.add(key)
+            yield key, dist
+
+
 def _pct(values: list[float], q: float) -> float:
     import math
 
@@ -357,6 +388,8 @@ class Bench:
             },
         }
         self.children = 0
+        self._openai_family: set[str] | None = None  # top-level modules of openai and its dependencies
+        self._handler_module_cache: dict[str, list[str]] = {}  # function → modules its import loads
 
     # ---------------------------------------------------------------- environment
     def start_services(self) -> None:
@@ -434,11 +467,8 @@ class Bench:
     def build_trees(self) -> None:
         """/opt/python as the layers ship it (with and without .pyc), /var/task, and /var/runtime."""
         import compileall
-        import importlib.metadata as md
         import py_compile
         import shutil
-
-        from packaging.requirements import Requirement
 
         provided = {name.lower().replace("-", "_") for name in self.runtime_provided()}
         provided |= {"python_dateutil"}  # dateutil's distribution name
@@ -447,25 +477,12 @@ class Bench:
         opt.mkdir(parents=True)
         runtime.mkdir()
         site = None
-        seen: set[str] = set()
-        todo = [
-            (Requirement(line.strip()), "")
+        requirements = [
+            line.strip()
             for line in (self.root / "layers" / "signoff" / "requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")
         ]
-        while todo:
-            req, extra = todo.pop()
-            if req.marker and not req.marker.evaluate({"extra": extra}):
-                continue
-            key = req.name.lower().replace("-", "_")
-            dist = md.distribution(req.name)
-            for sub in dist.requires or []:
-                sub_req = Requirement(sub)
-                for wanted in req.extras or {""}:
-                    todo.append((sub_req, wanted))
-            if key in seen:
-                continue
-            seen.add(key)
+        for key, dist in _installed_closure(requirements):
             site = site or dist.locate_file("")
             top = {str(f).split("/", 1)[0] for f in dist.files or [] if not str(f).startswith("..")}
             if key in provided or top & provided:
@@ -762,28 +779,10 @@ class Bench:
     def openai_modules(self, function: str, loaded: list[str]) -> dict[str, list[str]]:
         """What a first event loaded beyond the handler's import: the openai family (openai and the
         distributions it requires, transitively) and the rest outside the standard library."""
-        if not hasattr(self, "_openai_family"):
-            import importlib.metadata as md
-
-            from packaging.requirements import Requirement
-
+        if self._openai_family is None:
             tops: set[str] = set()
-            todo, seen = ["openai"], set()
-            while todo:
-                name = todo.pop()
-                key = name.lower().replace("-", "_")
-                if key in seen:
-                    continue
-                seen.add(key)
-                try:
-                    dist = md.distribution(name)
-                except md.PackageNotFoundError:
-                    continue
+            for _key, dist in _installed_closure(["openai"], missing_ok=True):
                 tops |= {str(f).split("/", 1)[0].removesuffix(".py") for f in dist.files or []}
-                for line in dist.requires or []:
-                    req = Requirement(line)
-                    if not req.marker or req.marker.evaluate({"extra": ""}):
-                        todo.append(req.name)
             self._openai_family = {t for t in tops if t.isidentifier()}
         imported = set(self._handler_modules(function))
         fresh = [name for name in loaded if name not in imported]
@@ -799,10 +798,9 @@ class Bench:
         return {"family": family, "others": others}
 
     def _handler_modules(self, function: str) -> list[str]:
-        cache = self.__dict__.setdefault("_handler_module_cache", {})
-        if function not in cache:
-            cache[function] = self.run_child(function, [])["loaded"]
-        return cache[function]
+        if function not in self._handler_module_cache:
+            self._handler_module_cache[function] = self.run_child(function, [])["loaded"]
+        return self._handler_module_cache[function]
 
     def cold(self) -> None:
         runs = self.args.runs
