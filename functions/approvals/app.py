@@ -57,7 +57,7 @@ def show_link(token: str) -> Response:
         view = service.approval_by_token(dependencies(), token)
     except SignoffError as exc:
         return http.html_response(
-            approval_page.problem_page(*approval_page.PROBLEMS["not_found"]), exc.status_code
+            approval_page.problem_page(*approval_page.PROBLEMS["not_found"]), http.status_for(exc)
         )
     if not view.usable:
         return http.html_response(
@@ -85,9 +85,9 @@ def use_link(token: str) -> Response:
             dependencies(), token, note=note if isinstance(note, str) else None, meta=_meta()
         )
     except SignoffError as exc:
-        reason = {409: "already_used", 410: "expired"}.get(exc.status_code, "not_found")
+        reason = {409: "already_used", 410: "expired"}.get(http.status_for(exc), "not_found")
         return http.html_response(
-            approval_page.problem_page(*approval_page.PROBLEMS[reason]), exc.status_code
+            approval_page.problem_page(*approval_page.PROBLEMS[reason]), http.status_for(exc)
         )
     record_decision(outcome.call, "link")
     decision = "approve" if outcome.call.state == "approved" else "reject"

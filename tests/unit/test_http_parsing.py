@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from signoff import http
-from signoff.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from signoff.errors import InvalidFields, InvalidInput, TooLarge
 from signoff.local.apigw import http_api_event
 
 MAX = 64 * 1024
@@ -130,7 +130,7 @@ def test_multipart_with_quoted_boundary_and_utf8_value():
 
 def test_multipart_without_boundary_is_a_bad_request():
     event = http_api_event("POST", "/x", headers={"content-type": "multipart/form-data"}, body=b"--x\r\n")
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidInput):
         http.parse_fields(event, MAX)
 
 
@@ -169,15 +169,15 @@ def test_json_array_body_is_a_422():
     event = json_event([{"message": "hi"}])
 
     # Then it is refused as a validation failure on the body
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.parse_fields(event, MAX)
-    assert caught.value.status_code == 422
+    assert http.status_for(caught.value) == 422
     assert caught.value.detail[0]["loc"] == ["body"]
 
 
 def test_broken_json_body_is_a_422():
     event = http_api_event("POST", "/x", headers={"content-type": "application/json"}, body='{"message": ')
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidFields):
         http.parse_fields(event, MAX)
 
 
@@ -196,9 +196,9 @@ def test_body_larger_than_the_limit_is_413(encoded: bool):
     }
 
     # When parsed / Then 413
-    with pytest.raises(PayloadTooLarge) as caught:
+    with pytest.raises(TooLarge) as caught:
         http.parse_fields(event, 1024)
-    assert caught.value.status_code == 413
+    assert http.status_for(caught.value) == 413
 
 
 def test_body_exactly_at_the_limit_is_accepted():
@@ -231,11 +231,11 @@ def test_start_input_without_message_is_a_422_with_fastapi_detail():
     event = multipart_event(curl_form({"session_id": "s1"}))
 
     # When parsed
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.start_input(event, MAX)
 
     # Then the detail is FastAPI's shape for a missing field
-    assert caught.value.status_code == 422
+    assert http.status_for(caught.value) == 422
     assert len(caught.value.detail) == 1
     error = caught.value.detail[0]
     assert error["loc"] == ["body", "message"]
@@ -246,9 +246,9 @@ def test_start_input_without_message_is_a_422_with_fastapi_detail():
 @pytest.mark.parametrize("message", ["", "   ", "\r\n"])
 def test_start_input_with_empty_message_is_a_422(message: str):
     event = multipart_event(curl_form({"message": message}))
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.start_input(event, MAX)
-    assert caught.value.status_code == 422
+    assert http.status_for(caught.value) == 422
     assert caught.value.detail[0]["loc"] == ["body", "message"]
 
 
@@ -294,21 +294,21 @@ def test_start_input_rejects_a_boolean_it_cannot_read(field: str):
     event = multipart_event(curl_form({"message": "hi", field: "maybe"}))
 
     # Then 422 naming the field
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.start_input(event, MAX)
-    assert caught.value.status_code == 422
+    assert http.status_for(caught.value) == 422
     assert [e["loc"] for e in caught.value.detail] == [["body", field]]
 
 
 def test_start_input_reports_every_bad_field_at_once():
     event = multipart_event(curl_form({"stream": "maybe"}))
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.start_input(event, MAX)
     assert {tuple(e["loc"]) for e in caught.value.detail} == {("body", "message"), ("body", "stream")}
 
 
 def test_start_input_json_message_of_wrong_type_is_a_422():
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(InvalidFields) as caught:
         http.start_input(json_event({"message": ["not", "text"]}), MAX)
     assert caught.value.detail[0]["loc"] == ["body", "message"]
 
@@ -353,15 +353,15 @@ def test_continue_input_without_session_id_is_a_400(session_id: str | None):
         fields["session_id"] = session_id
 
     # Then 400 with the contract's message
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidInput) as caught:
         http.continue_input(continue_event(fields), MAX)
-    assert caught.value.status_code == 400
+    assert http.status_for(caught.value) == 400
     assert caught.value.detail == "session_id is required for this action"
 
 
 def test_continue_input_with_tools_that_are_not_json_is_a_400():
     event = continue_event({"tools": "[{tool_call_id: c}", "session_id": "s1"})
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidInput) as caught:
         http.continue_input(event, MAX)
     assert caught.value.detail == "Invalid JSON in tools field"
 
@@ -371,15 +371,15 @@ def test_continue_input_with_tools_that_are_not_json_is_a_400():
 )
 def test_continue_input_with_tools_not_an_array_of_objects_is_a_400(tools: str):
     event = continue_event({"tools": tools, "session_id": "s1"})
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(InvalidInput) as caught:
         http.continue_input(event, MAX)
-    assert caught.value.status_code == 400
+    assert http.status_for(caught.value) == 400
     assert "tools" in caught.value.detail
 
 
 def test_continue_input_bad_boolean_is_a_422():
     event = continue_event({"session_id": "s1", "stream": "maybe"})
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidFields):
         http.continue_input(event, MAX)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from signoff import Agent
 from signoff.authz import Principal
-from signoff.errors import BadRequest, Forbidden
+from signoff.errors import InvalidInput, NotAllowed
 from signoff.knowledge import (
     CHUNK_CHARS,
     TOOL_NAME,
@@ -141,7 +141,7 @@ def test_an_agent_with_knowledge_gets_a_read_only_search_tool():
 def test_an_unbound_search_tool_fails_as_a_tool_error_not_a_crash():
     with pytest.raises(RuntimeError, match="not configured"):
         search_tool("handbook").execute({"query": "x"})
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidInput):
         search_tool("no spaces allowed")
 
 
@@ -154,7 +154,7 @@ def test_writers_policy():
     authorize_writer(None, "")  # no policy: anyone the API lets through
     authorize_writer(Principal("ann", ("editors",)), "editors, admins")
     authorize_writer(Principal("bob"), ["bob"])
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         authorize_writer(Principal("eve", ("staff",)), "editors")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         authorize_writer(None, "editors")  # a policy needs an authenticated caller

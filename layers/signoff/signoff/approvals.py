@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.agent import Agent
-from signoff.errors import Unauthorized
+from signoff.errors import NotAuthenticated
 from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
 from signoff.state import RunState
 
@@ -80,23 +80,23 @@ def verify_signature(secret: str, header: str, body: bytes, *, now: float | None
     """Check a ``Signoff-Signature`` header; return its timestamp.
 
     Raises:
-        Unauthorized: missing, malformed, wrong, or older than five minutes.
+        NotAuthenticated: missing, malformed, wrong, or older than five minutes.
     """
     pairs = [item.strip().split("=", 1) for item in header.split(",") if "=" in item]
     parts = dict(pairs)
     try:
         timestamp = int(parts["t"])
     except (KeyError, ValueError):
-        raise Unauthorized("missing or malformed signature") from None
+        raise NotAuthenticated("missing or malformed signature") from None
     now = time.time() if now is None else now
     if abs(now - timestamp) > SIGNATURE_TOLERANCE_S:
-        raise Unauthorized("signature timestamp is outside the 5 minute window")
+        raise NotAuthenticated("signature timestamp is outside the 5 minute window")
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
     candidates = [
         v for k, v in (item.split("=", 1) for item in header.split(",") if "=" in item) if k == "v1"
     ]
     if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-        raise Unauthorized("invalid signature")
+        raise NotAuthenticated("invalid signature")
     return timestamp
 
 
@@ -106,19 +106,19 @@ def verify_slack(
     """Check Slack's ``X-Slack-Signature`` (v0) over ``v0:<timestamp>:<body>``.
 
     Raises:
-        Unauthorized: missing, stale (over five minutes) or wrong.
+        NotAuthenticated: missing, stale (over five minutes) or wrong.
     """
     try:
         sent = int(timestamp)
     except (TypeError, ValueError):
-        raise Unauthorized("missing Slack timestamp") from None
+        raise NotAuthenticated("missing Slack timestamp") from None
     now = time.time() if now is None else now
     if abs(now - sent) > SIGNATURE_TOLERANCE_S:
-        raise Unauthorized("Slack request timestamp is outside the 5 minute window")
+        raise NotAuthenticated("Slack request timestamp is outside the 5 minute window")
     base = f"v0:{sent}:".encode() + body
     expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
     if not signature or not hmac.compare_digest(expected, signature):
-        raise Unauthorized("invalid Slack signature")
+        raise NotAuthenticated("invalid Slack signature")
 
 
 @dataclass
@@ -149,23 +149,23 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
     "run_id" + "tool_call_id"}``.
 
     Raises:
-        ValidationFailed: with one entry per problem.
+        InvalidFields: with one entry per problem.
     """
     import json
 
-    from signoff.errors import ValidationFailed
+    from signoff.errors import InvalidFields
 
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ValidationFailed([_field_error("body", "JSON decode error", "json_invalid")]) from None
+        raise InvalidFields([_field_error("body", "JSON decode error", "json_invalid")]) from None
     if not isinstance(data, dict):
-        raise ValidationFailed([_field_error("body", "Input should be a valid dictionary", "dict_type")])
+        raise InvalidFields([_field_error("body", "Input should be a valid dictionary", "dict_type")])
     if json_depth(data) > MAX_JSON_DEPTH:
-        raise ValidationFailed([_field_error("body", "JSON is nested too deeply", "json_invalid")])
+        raise InvalidFields([_field_error("body", "JSON is nested too deeply", "json_invalid")])
     bad = unstorable_path(data)
     if bad is not None:
-        raise ValidationFailed([_field_error(bad[0], UNSTORABLE_MESSAGE, "string_type")])
+        raise InvalidFields([_field_error(bad[0], UNSTORABLE_MESSAGE, "string_type")])
     errors = []
 
     def text(name: str, required: bool, limit: int = 512) -> str | None:
@@ -197,7 +197,7 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
     if not token and not (run_id and tool_call_id):
         errors.append(_field_error("token", "Give token, or run_id and tool_call_id", "missing"))
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     return ExternalDecision(
         delivery_id=f"webhook:{event_id}",
         approve=_DECISIONS[str(decision).lower()],
@@ -214,12 +214,12 @@ def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
     """Validate a Slack ``block_actions`` interaction; return the decision and its response_url.
 
     Raises:
-        BadRequest: not a Signoff button press.
+        InvalidInput: not a Signoff button press.
     """
     import json
     from urllib.parse import parse_qs
 
-    from signoff.errors import BadRequest
+    from signoff.errors import InvalidInput
 
     try:
         payload = json.loads(parse_qs(body.decode())["payload"][0])
@@ -234,7 +234,7 @@ def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
             tool_call_id=str(target["tool_call_id"]),
         )
     except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError, RecursionError):
-        raise BadRequest("not a Signoff approval action") from None
+        raise InvalidInput("not a Signoff approval action") from None
     if unstorable_path([decision.run_id, decision.tool_call_id, decision.approver, decision.delivery_id]):
-        raise BadRequest("not a Signoff approval action")
+        raise InvalidInput("not a Signoff approval action")
     return decision, payload.get("response_url")

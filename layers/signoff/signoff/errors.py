@@ -1,4 +1,4 @@
-"""The exception tree. `signoff.http` maps it to HTTP status codes in one place."""
+"""The exception tree. It knows nothing of HTTP: `signoff.http` maps it to statuses in one table."""
 
 from __future__ import annotations
 
@@ -8,27 +8,36 @@ from typing import Any
 class SignoffError(Exception):
     """Base of every error Signoff raises on purpose."""
 
-    status_code = 500
-
     def __init__(self, detail: Any = "Internal server error") -> None:
         super().__init__(detail if isinstance(detail, str) else repr(detail))
         self.detail = detail
 
 
-class BadRequest(SignoffError):
-    status_code = 400
+class InvalidInput(SignoffError):
+    """The request is malformed or asks for something this run cannot take."""
 
 
-class Unauthorized(SignoffError):
-    status_code = 401
+class InvalidFields(SignoffError):
+    """Fields failed validation; ``detail`` is FastAPI-shaped: ``[{"loc", "msg", "type"}]``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
 
 
-class Forbidden(SignoffError):
-    status_code = 403
+class TooLarge(SignoffError):
+    """A body or document over its size limit."""
+
+
+class NotAuthenticated(SignoffError):
+    """No valid credentials: signature, token or verified claims."""
+
+
+class NotAllowed(SignoffError):
+    """The caller is known but may not do this."""
 
 
 class NotFound(SignoffError):
-    status_code = 404
+    """Nothing the caller may see answers to that name."""
 
 
 class AgentNotFound(NotFound):
@@ -42,36 +51,53 @@ class RunNotFound(NotFound):
 
 
 class Conflict(SignoffError):
-    status_code = 409
+    """The run or the call is no longer in the state the request was made for."""
 
 
-class Gone(SignoffError):
-    status_code = 410
+class RunBusy(Conflict):
+    """An invocation is working on the run right now (a live lease, or queued for the worker)."""
+
+    retry_after_s = 5
+
+    def __init__(self, detail: str = "run is already running") -> None:
+        super().__init__(detail)
 
 
-class PayloadTooLarge(SignoffError):
-    status_code = 413
+class AlreadyDecided(Conflict):
+    """The tool call was decided (or resolved) before this decision arrived."""
 
 
-class ValidationFailed(SignoffError):
-    """422 with FastAPI-shaped details: ``[{"loc": [...], "msg": ..., "type": ...}]``."""
-
-    status_code = 422
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors)
+class Replayed(Conflict):
+    """A delivery (webhook event, Slack action) that was already received."""
 
 
-class NotImplementedYet(SignoffError):
-    status_code = 501
+class DigestStale(Conflict):
+    """The decision was made on arguments that are not the call's arguments any more."""
+
+
+class ToolChanged(Conflict):
+    """The deployed tool differs from the one the human was shown."""
+
+
+class Expired(SignoffError):
+    """The approval window of a call (or a link) has passed: nothing can approve it any more."""
+
+
+class NotConfigured(SignoffError):
+    """A feature this deployment has not set up (no secret, no queue)."""
 
 
 class StoreUnavailable(SignoffError):
     """The database could not be reached or failed mid-transaction."""
 
-    status_code = 503
-
     def __init__(self, detail: str = "Database unavailable, try again") -> None:
+        super().__init__(detail)
+
+
+class UnstorableValue(InvalidInput):
+    """A value PostgreSQL refuses (NUL characters, lone surrogates) reached a write."""
+
+    def __init__(self, detail: str = "a value in the request cannot be stored") -> None:
         super().__init__(detail)
 
 
@@ -88,5 +114,3 @@ class KnowledgeIndexMismatch(SignoffError):
     An operator's mistake (``SIGNOFF_EMBEDDING_DIMENSIONS`` changed after the migration), so the
     message says what to do; it carries no data.
     """
-
-    status_code = 500

@@ -12,7 +12,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from signoff.authz import Principal
-from signoff.errors import BadRequest, PayloadTooLarge, SignoffError, Unauthorized, ValidationFailed
+from signoff.errors import (
+    AlreadyDecided,
+    Conflict,
+    Expired,
+    InvalidFields,
+    InvalidInput,
+    KnowledgeIndexMismatch,
+    NotAllowed,
+    NotAuthenticated,
+    NotConfigured,
+    NotFound,
+    RunBusy,
+    SignoffError,
+    StoreUnavailable,
+    TooLarge,
+)
 from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
 from signoff.models.base import Deadline
 from signoff.service import ContinueInput, RunResult, StartInput
@@ -36,11 +51,11 @@ def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes:
         try:
             data = base64.b64decode(raw, validate=False)
         except (binascii.Error, ValueError):
-            raise BadRequest("body is not valid base64") from None
+            raise InvalidInput("body is not valid base64") from None
     else:
         data = raw.encode() if isinstance(raw, str) else bytes(raw)
     if len(data) > max_bytes:
-        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
+        raise TooLarge(f"request body is larger than {max_bytes} bytes")
     return data
 
 
@@ -66,7 +81,7 @@ def parse_fields(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
 def _check_storable(value: Any, where: str) -> None:
     path = unstorable_path(value)
     if path is not None:
-        raise ValidationFailed(
+        raise InvalidFields(
             [
                 _error(
                     [where, *path],
@@ -95,18 +110,18 @@ def _parse_body(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
         try:
             value = json.loads(data)
         except RecursionError:
-            raise BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+            raise InvalidInput(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValidationFailed([_error(["body"], "JSON decode error", "json_invalid")]) from None
+            raise InvalidFields([_error(["body"], "JSON decode error", "json_invalid")]) from None
         if not isinstance(value, dict):
-            raise ValidationFailed([_error(["body"], "Input should be a valid dictionary", "dict_type")])
+            raise InvalidFields([_error(["body"], "Input should be a valid dictionary", "dict_type")])
         if json_depth(value) > MAX_JSON_DEPTH + 1:
-            raise BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+            raise InvalidInput(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
         return value
     try:
         text = data.decode()
     except UnicodeDecodeError:
-        raise BadRequest("form body is not valid UTF-8") from None
+        raise InvalidInput("form body is not valid UTF-8") from None
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
@@ -118,10 +133,10 @@ _DISPOSITION_FILE = re.compile(r"\bfilename\*?=", re.IGNORECASE)
 def _parse_multipart(data: bytes, content_type: str) -> dict[str, Any]:
     match = _BOUNDARY.search(content_type)
     if not match:
-        raise BadRequest("multipart body without a boundary")
+        raise InvalidInput("multipart body without a boundary")
     delimiter = b"--" + match.group(1).encode()
     if delimiter + b"--" not in data:
-        raise BadRequest("multipart body is truncated (no closing boundary)")
+        raise InvalidInput("multipart body is truncated (no closing boundary)")
     fields: dict[str, Any] = {}
     for part in data.split(delimiter)[1:]:
         if part.startswith(b"--"):
@@ -141,7 +156,7 @@ def _parse_multipart(data: bytes, content_type: str) -> dict[str, Any]:
         try:
             fields[name.group(1)] = value.decode()
         except UnicodeDecodeError:
-            raise BadRequest(f"form field {name.group(1)} is not valid UTF-8") from None
+            raise InvalidInput(f"form field {name.group(1)} is not valid UTF-8") from None
     return fields
 
 
@@ -200,7 +215,7 @@ def start_input(event: Mapping[str, Any], max_bytes: int, configured_url: str = 
     stream = _flag(fields, "stream", errors)
     background = _flag(fields, "background", errors)
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     return StartInput(
         message or "",
         session_id,
@@ -220,10 +235,10 @@ def continue_input(event: Mapping[str, Any], max_bytes: int, configured_url: str
     stream = _flag(fields, "stream", errors)
     background = _flag(fields, "background", errors)
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     tools = _tools(fields.get("tools"))
     if not session_id:
-        raise BadRequest("session_id is required for this action")
+        raise InvalidInput("session_id is required for this action")
     return ContinueInput(
         session_id, tools, user_id, stream, background, public_url(event, configured_url), request_meta(event)
     )
@@ -236,15 +251,15 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError:
-            raise BadRequest("Invalid JSON in tools field") from None
+            raise InvalidInput("Invalid JSON in tools field") from None
         except RecursionError:
-            raise BadRequest(f"tools is nested deeper than {MAX_JSON_DEPTH} levels") from None
+            raise InvalidInput(f"tools is nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        raise BadRequest("tools must be a JSON array of tool objects")
+        raise InvalidInput("tools must be a JSON array of tool objects")
     if len(raw) > MAX_DECISIONS:
-        raise BadRequest(f"tools holds more than {MAX_DECISIONS} decisions")
+        raise InvalidInput(f"tools holds more than {MAX_DECISIONS} decisions")
     if json_depth(raw) > MAX_JSON_DEPTH:
-        raise BadRequest(f"tools is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise InvalidInput(f"tools is nested deeper than {MAX_JSON_DEPTH} levels")
     return raw
 
 
@@ -261,7 +276,7 @@ def principal(
     subject = claims.get("sub")
     if not subject:
         if required:
-            raise Unauthorized("authentication required")
+            raise NotAuthenticated("authentication required")
         return None
     groups = claims.get(groups_claim) or ()
     if isinstance(groups, str):
@@ -388,6 +403,41 @@ def run_response(result: RunResult, *, stream: bool) -> Response:
     )
 
 
+# The one table from the domain's errors to HTTP statuses; the first class an error is an instance of
+# wins, so subclasses come before their bases.
+_STATUS_OF_ERROR: tuple[tuple[type[SignoffError], int], ...] = (
+    (InvalidFields, 422),
+    (InvalidInput, 400),
+    (NotAuthenticated, 401),
+    (NotAllowed, 403),
+    (NotFound, 404),
+    (AlreadyDecided, 409),
+    (Conflict, 409),
+    (Expired, 410),
+    (TooLarge, 413),
+    (NotConfigured, 501),
+    (StoreUnavailable, 503),
+    (KnowledgeIndexMismatch, 500),
+)
+
+
+def status_for(exc: SignoffError) -> int:
+    """The HTTP status of a domain error (500 for anything the table does not name)."""
+    from signoff.models.base import ModelFailure
+
+    if isinstance(exc, ModelFailure):
+        return 502
+    return next((status for kind, status in _STATUS_OF_ERROR if isinstance(exc, kind)), 500)
+
+
+def error_response(exc: SignoffError) -> Response:
+    """``{"detail": ...}`` with the error's status; a busy run says when to try again."""
+    response = _json(status_for(exc), {"detail": exc.detail})
+    if isinstance(exc, RunBusy):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Any) -> None:
     """Map the exception tree to status codes; a 500 never carries internals.
 
@@ -402,9 +452,10 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Any) -> None:
 
     @app.exception_handler(SignoffError)
     def _signoff_error(exc: SignoffError) -> Response:
-        if exc.status_code >= 500:
-            logger.warning("request failed", extra={"status": exc.status_code, "error": type(exc).__name__})
-        return _json(exc.status_code, {"detail": exc.detail})
+        status = status_for(exc)
+        if status >= 500:
+            logger.warning("request failed", extra={"status": status, "error": type(exc).__name__})
+        return error_response(exc)
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -424,7 +475,7 @@ def run_status(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     if value.upper() not in _STATUSES:
-        raise ValidationFailed(
+        raise InvalidFields(
             [_error(["query", "status"], f"Input should be one of {', '.join(_STATUSES)}", "enum")]
         )
     return value.upper()
@@ -446,7 +497,7 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
             value = default
         values.append(value)
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     return values[0], values[1]
 
 
@@ -562,7 +613,7 @@ def document_input(event: Mapping[str, Any], max_bytes: int) -> DocumentInput:
     if fmt not in ("markdown", "text"):
         errors.append(_error(["body", "format"], "Input should be 'markdown' or 'text'", "literal_error"))
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     if document_id is None and filename:
         document_id = _SAFE_ID.sub("-", filename.rsplit("/", 1)[-1]).strip("-._:@")[:200] or None
     return DocumentInput(str(text), document_id, title, metadata, fmt)
@@ -574,7 +625,7 @@ def _multipart_with_file(
     """The text fields of a multipart body and its first file part (name, content type, bytes)."""
     match = _BOUNDARY.search(content_type)
     if not match:
-        raise BadRequest("multipart body without a boundary")
+        raise InvalidInput("multipart body without a boundary")
     delimiter = b"--" + match.group(1).encode()
     fields: dict[str, Any] = {}
     upload: tuple[str, str, bytes] | None = None
@@ -601,17 +652,17 @@ def _multipart_with_file(
             try:
                 fields[name.group(1)] = value.decode()
             except UnicodeDecodeError:
-                raise BadRequest(f"form field {name.group(1)} is not valid UTF-8") from None
+                raise InvalidInput(f"form field {name.group(1)} is not valid UTF-8") from None
     return fields, upload
 
 
 def _document_text(raw: bytes) -> str:
     if b"\x00" in raw:
-        raise BadRequest("only text and markdown documents are supported")
+        raise InvalidInput("only text and markdown documents are supported")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BadRequest("the document is not valid UTF-8 text") from None
+        raise InvalidInput("the document is not valid UTF-8 text") from None
 
 
 def _format_of(filename: str | None, media: str) -> str:
@@ -659,7 +710,7 @@ def search_input(event: Mapping[str, Any], max_bytes: int) -> tuple[str, int, di
             errors.append(_error(["body", "limit"], "Input should be an integer from 1 to 50", "int_parsing"))
     filters = _metadata(fields.get("filters"), errors)
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidFields(errors)
     return query or "", limit, filters
 
 

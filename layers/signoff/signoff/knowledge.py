@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from signoff.authz import Principal
-from signoff.errors import BadRequest, Forbidden, NotFound
+from signoff.errors import InvalidInput, NotAllowed, NotFound
 from signoff.models.base import Deadline, Embedder
 from signoff.queue import ResumeQueue, ingest_message
 from signoff.store.base import (
@@ -245,7 +245,7 @@ def _context(title: str | None, headings: Sequence[str]) -> str:
 
 def check_kb(kb: str) -> str:
     if not _KB.match(kb or ""):
-        raise BadRequest(
+        raise InvalidInput(
             "a knowledge base name is 1-64 letters, digits, '_', '.' or '-', starting alphanumeric"
         )
     return kb
@@ -253,7 +253,7 @@ def check_kb(kb: str) -> str:
 
 def check_document_id(document_id: str) -> str:
     if not _DOCUMENT_ID.match(document_id or ""):
-        raise BadRequest(
+        raise InvalidInput(
             "document_id is 1-200 letters, digits, '_', '.', ':', '@' or '-', starting alphanumeric"
         )
     return document_id
@@ -271,9 +271,9 @@ def authorize_writer(principal: Principal | None, writers: str | Sequence[str]) 
     if not names:
         return
     if principal is None:
-        raise Forbidden("only authenticated knowledge writers may change knowledge bases")
+        raise NotAllowed("only authenticated knowledge writers may change knowledge bases")
     if not principal.matches(names):
-        raise Forbidden(f"{principal.user_id} may not change knowledge bases")
+        raise NotAllowed(f"{principal.user_id} may not change knowledge bases")
 
 
 def ingest(
@@ -300,7 +300,7 @@ def ingest(
     document_id = check_document_id(document.document_id or uuid.uuid4().hex)
     chunks = split_document(document.text, markdown=document.format == "markdown")
     if not chunks:
-        raise BadRequest("the document has no text")
+        raise InvalidInput("the document has no text")
     title = document.title or _title_of(chunks)
     if queue is not None and len(chunks) > queue_above:
         upload = KnowledgeUpload(
@@ -405,13 +405,13 @@ def search(
     """
     check_kb(kb)
     if not isinstance(query, str) or not query.strip():
-        raise BadRequest("query must be a non-empty string")
+        raise InvalidInput("query must be a non-empty string")
     if len(query) > MAX_QUERY_CHARS:
-        raise BadRequest(f"query is longer than {MAX_QUERY_CHARS} characters")
+        raise InvalidInput(f"query is longer than {MAX_QUERY_CHARS} characters")
     if not 1 <= limit <= MAX_SEARCH_LIMIT:
-        raise BadRequest(f"limit must be from 1 to {MAX_SEARCH_LIMIT}")
+        raise InvalidInput(f"limit must be from 1 to {MAX_SEARCH_LIMIT}")
     if filters is not None and not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
+        raise InvalidInput("filters must be a JSON object")
     [vector] = embedder.embed([query.strip()], deadline)
     return store.search(kb, vector, limit=limit, filters=filters or {})
 

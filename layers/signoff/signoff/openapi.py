@@ -267,7 +267,7 @@ def document() -> dict[str, Any]:
                     (401, "Bad or missing signature"),
                     (403, "Not allowed"),
                     (404, "Not found"),
-                    (410, "Expired"),
+                    (410, "Gone"),
                     (409, "Conflict"),
                     (413, "Body too large"),
                     (422, "Validation error"),

@@ -23,13 +23,13 @@ from signoff.approvals import (
 from signoff.authz import Principal, may_access, refusal
 from signoff.config import Settings
 from signoff.errors import (
-    BadRequest,
     Conflict,
-    Forbidden,
-    Gone,
+    Expired,
+    InvalidInput,
     LeaseLost,
+    NotAllowed,
+    NotConfigured,
     NotFound,
-    NotImplementedYet,
     RunNotFound,
     SignoffError,
 )
@@ -184,7 +184,7 @@ def continue_run(
     audit: list[RunEvent] = []
     if state.status == "PAUSED":
         if request.tools is None:
-            raise BadRequest("tools is required to continue a paused run")
+            raise InvalidInput("tools is required to continue a paused run")
         audit = _apply_decisions(
             deps,
             agent,
@@ -339,7 +339,7 @@ def decide(
         raise NotFound(f"No tool call {tool_call_id} in run {run_id}")
     _check_decidable(state, call)
     if call.requirement != "confirmation":
-        raise BadRequest(f"tool call {tool_call_id} needs {call.requirement}; answer it with a continue")
+        raise InvalidInput(f"tool call {tool_call_id} needs {call.requirement}; answer it with a continue")
     agent = deps.catalog.get(state.agent_id)
     plan = _decision_plan(agent, call, {"confirmed": approve, "confirmation_note": note})
     _authorize(
@@ -397,7 +397,7 @@ def decide_by_token(
     if view.reason == "already_used":
         raise Conflict("This approval link was already used")
     if view.reason == "expired":
-        raise Gone("This approval link has expired")
+        raise Expired("This approval link has expired")
     return decide(
         deps,
         run_id=view.state.run_id,
@@ -416,7 +416,7 @@ def receive_webhook(
 ) -> DecisionOutcome:
     """A signed decision from another system: verify, refuse replays, then decide."""
     if not secret:
-        raise NotImplementedYet("webhook approvals are not configured (no webhook secret)")
+        raise NotConfigured("webhook approvals are not configured (no webhook secret)")
     verify_signature(secret, signature, body)
     decision = parse_webhook_body(body)
     return _decide_external(deps, decision, channel="webhook", meta=meta)
@@ -433,7 +433,7 @@ def receive_slack(
 ) -> tuple[DecisionOutcome, str | None]:
     """A Slack button press: verify Slack's signature, then decide. Returns the response_url too."""
     if not signing_secret:
-        raise NotImplementedYet("Slack approvals are not configured (no signing secret)")
+        raise NotConfigured("Slack approvals are not configured (no signing secret)")
     verify_slack(signing_secret, timestamp, signature, body)
     decision, response_url = parse_slack_payload(body)
     return _decide_external(deps, decision, channel="slack", meta=meta), response_url
@@ -451,9 +451,9 @@ def _decide_external(
         if view.reason == "already_used":
             raise Conflict("This approval token was already used")
         if view.reason == "expired":
-            raise Gone("This approval token has expired")
+            raise Expired("This approval token has expired")
         if view.decision != ("approve" if decision.approve else "reject"):
-            raise BadRequest(f"this token can only {view.decision}")
+            raise InvalidInput(f"this token can only {view.decision}")
         run_id, tool_call_id, loaded = view.state.run_id, view.call.tool_call_id, view.loaded
     return decide(
         deps,
@@ -527,7 +527,7 @@ def requeue_stranded(deps: Dependencies, *, older_than_s: int = 60, limit: int =
 
 def _check_background(deps: Dependencies, background: bool) -> None:
     if background and deps.queue is None:
-        raise NotImplementedYet("background=true needs the resume queue (SIGNOFF_QUEUE_URL is not set)")
+        raise NotConfigured("background=true needs the resume queue (SIGNOFF_QUEUE_URL is not set)")
 
 
 def _enqueue(deps: Dependencies, state: RunState) -> None:
@@ -546,7 +546,7 @@ def _check_decidable(state: RunState, call: ToolCall) -> None:
     if not call.pending:
         raise Conflict("tool call was already decided")
     if call.expires_at is not None and call.expires_at <= now_epoch():
-        raise Gone("the approval for this tool call has expired")
+        raise Expired("the approval for this tool call has expired")
 
 
 def cancel_run(
@@ -567,7 +567,7 @@ def cancel_run(
     loaded = _load_owned(deps, agent, run_id, session_id, user_id, principal)
     state = loaded.state
     if principal is not None and state.user_id != principal.user_id:
-        raise Forbidden("only the run's owner can cancel it")
+        raise NotAllowed("only the run's owner can cancel it")
     if state.status == "CANCELLED":
         raise Conflict("run is already cancelled")
     if state.status == "COMPLETED":
@@ -739,13 +739,13 @@ def _apply_decisions(
     for index, decision in enumerate(decisions):
         call_id = decision.get("tool_call_id")
         if not isinstance(call_id, str) or not call_id:
-            raise BadRequest(f"tools[{index}] needs a tool_call_id")
+            raise InvalidInput(f"tools[{index}] needs a tool_call_id")
         if call_id in seen:
-            raise BadRequest(f"tool_call_id {call_id} appears twice in tools")
+            raise InvalidInput(f"tool_call_id {call_id} appears twice in tools")
         seen.add(call_id)
         call = pending.get(call_id)
         if call is None:
-            raise BadRequest(f"tool_call_id {call_id} is not a paused tool call of this run")
+            raise InvalidInput(f"tool_call_id {call_id} is not a paused tool call of this run")
         _check_echo(call, decision)
         plans.append((call, _decision_plan(agent, call, decision)))
     _authorize(deps, agent, state, plans, decider=decider, actor=actor, channel=channel, meta=meta)
@@ -779,7 +779,7 @@ def _authorize(
                 **(meta or {}),
             }
             deps.store.append_events(state.run_id, [RunEvent("decision_refused", actor, channel, detail)])
-            raise Forbidden(reason)
+            raise NotAllowed(reason)
 
 
 def _record(
@@ -818,16 +818,16 @@ def _record(
 def _check_echo(call: ToolCall, decision: dict[str, Any]) -> None:
     """An echoed tool object may repeat the stored name and arguments but never change them."""
     if "tool_name" in decision and decision["tool_name"] not in (None, call.tool_name):
-        raise BadRequest(f"tool_name of {call.tool_call_id} cannot be changed by a decision")
+        raise InvalidInput(f"tool_name of {call.tool_call_id} cannot be changed by a decision")
     echoed = decision.get("tool_args")
     if echoed is not None:
         if isinstance(echoed, str):
             try:
                 echoed = json.loads(echoed)
             except json.JSONDecodeError:
-                raise BadRequest(f"tool_args of {call.tool_call_id} is not valid JSON") from None
+                raise InvalidInput(f"tool_args of {call.tool_call_id} is not valid JSON") from None
         if not isinstance(echoed, dict) or args_digest(call.tool_name, echoed) != call.args_digest:
-            raise BadRequest(
+            raise InvalidInput(
                 f"tool_args of {call.tool_call_id} differ from the paused call; a decision applies to "
                 "the stored call and cannot change it"
             )
@@ -838,7 +838,7 @@ def _flag(value: Any, name: str) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in _BOOLS:
         return _BOOLS[value.strip().lower()]
-    raise BadRequest(f"{name} must be a boolean")
+    raise InvalidInput(f"{name} must be a boolean")
 
 
 _BOOLS = {
@@ -854,7 +854,7 @@ _BOOLS = {
 
 
 def _decision_plan(agent: Agent, call: ToolCall, decision: dict[str, Any]) -> dict[str, Any]:
-    """The fields a decision sets on a stored call, or BadRequest/Conflict before anything changes."""
+    """The fields a decision sets on a stored call, or InvalidInput/Conflict before anything changes."""
     tool = agent.tool(call.tool_name)
     if tool is None or (call.schema_hash and tool.schema_hash != call.schema_hash):
         raise Conflict(
@@ -863,10 +863,10 @@ def _decision_plan(agent: Agent, call: ToolCall, decision: dict[str, Any]) -> di
         )
     note = decision.get("confirmation_note")
     if note is not None and not isinstance(note, str):
-        raise BadRequest("confirmation_note must be a string")
+        raise InvalidInput("confirmation_note must be a string")
     if call.requirement == "external_execution":
         if "result" not in decision or decision["result"] is None:
-            raise BadRequest(f"result is required for external execution tool call {call.tool_call_id}")
+            raise InvalidInput(f"result is required for external execution tool call {call.tool_call_id}")
         result = decision["result"]
         text = result if isinstance(result, str) else json.dumps(result)
         return {
@@ -899,7 +899,7 @@ def _decision_plan(agent: Agent, call: ToolCall, decision: dict[str, Any]) -> di
 def _user_input_plan(tool: Any, call: ToolCall, decision: dict[str, Any]) -> dict[str, Any]:
     supplied = decision.get("user_input_schema")
     if not isinstance(supplied, list) or not all(isinstance(f, dict) for f in supplied):
-        raise BadRequest(f"user_input_schema with values is required for tool call {call.tool_call_id}")
+        raise InvalidInput(f"user_input_schema with values is required for tool call {call.tool_call_id}")
     values = {f.get("name"): f.get("value") for f in supplied}
     schema = [dict(f) for f in call.user_input_schema or []]
     args = dict(call.tool_args)
@@ -907,13 +907,13 @@ def _user_input_plan(tool: Any, call: ToolCall, decision: dict[str, Any]) -> dic
         name = field_spec["name"]
         value = values.get(name, field_spec.get("value"))
         if value is None:
-            raise BadRequest(f"user_input_schema of {call.tool_call_id} needs a value for {name}")
+            raise InvalidInput(f"user_input_schema of {call.tool_call_id} needs a value for {name}")
         field_spec["value"] = value
         args[name] = value
     try:
         args = tool.validate_arguments(args)
     except ToolArgumentsInvalid as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidInput(str(exc)) from None
     return {
         "state": "approved",
         "tool_args": args,

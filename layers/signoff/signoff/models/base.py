@@ -29,8 +29,6 @@ class ModelResponse:
 class ModelFailure(SignoffError):
     """The model could not produce an answer after the retries the deadline allowed."""
 
-    status_code = 502
-
 
 class Deadline:
     """The time an invocation has left, from the Lambda context and the API Gateway cap."""

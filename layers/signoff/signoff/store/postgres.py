@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from signoff.errors import BadRequest, LeaseLost, NotFound, StoreUnavailable
+from signoff.errors import LeaseLost, NotFound, StoreUnavailable, UnstorableValue
 from signoff.state import RunState
 from signoff.store.base import LoadedRun, RunEvent, SessionPage
 
@@ -228,7 +228,7 @@ class PostgresRunStore:
                         raise StoreUnavailable() from exc
                 except psycopg.DataError as exc:
                     # A value the database refuses (inputs are checked before; this is the backstop).
-                    raise BadRequest("a value in the request cannot be stored") from exc
+                    raise UnstorableValue() from exc
                 except psycopg.Error as exc:
                     # Statements are single and atomic: a failure left nothing half-written.
                     raise StoreUnavailable("Database error, nothing was changed; try again") from exc
