@@ -30,8 +30,8 @@ def webhook() -> Response:
     outcome = service.receive_webhook(
         dependencies(), _raw_body(), _header("signoff-signature"), secret=webhook_secret(), meta=_meta()
     )
-    record_decision(outcome.call, "webhook")
-    return http.json_response(http.decision_object(outcome))
+    record_decision(outcome.call, "webhook", deferred=outcome.deferred)
+    return http.decision_response(outcome)
 
 
 @app.post("/approvals/slack")
@@ -44,7 +44,7 @@ def slack() -> Response:
         signing_secret=slack_signing_secret(),
         meta=_meta(),
     )
-    record_decision(outcome.call, "slack")
+    record_decision(outcome.call, "slack", deferred=outcome.deferred)
     message = http.slack_decision_message(outcome)
     if response_url:
         update_slack_message(response_url, message)
@@ -81,21 +81,23 @@ def use_link(token: str) -> Response:
     fields = http.parse_fields(app.current_event.raw_event, dependencies().settings.max_body_bytes)
     note = fields.get("note") or None
     try:
+        decider = service.Decider(None, "approval-link", "link", vouched=True, meta=_meta())
         outcome = service.decide_by_token(
-            dependencies(), token, note=note if isinstance(note, str) else None, meta=_meta()
+            dependencies(), token, decider=decider, note=note if isinstance(note, str) else None
         )
     except SignoffError as exc:
         reason = {409: "already_used", 410: "expired"}.get(http.status_for(exc), "not_found")
         return http.html_response(
             approval_page.problem_page(*approval_page.PROBLEMS[reason]), http.status_for(exc)
         )
-    record_decision(outcome.call, "link")
-    decision = "approve" if outcome.call.state == "approved" else "reject"
-    return http.html_response(
-        approval_page.outcome_page(
-            decision=decision, tool_name=outcome.call.tool_name, resumed=outcome.resumed
-        )
+    record_decision(outcome.call, "link", deferred=outcome.deferred)
+    page = approval_page.outcome_page(
+        decision=outcome.verdict,
+        tool_name=outcome.call.tool_name,
+        resumed=outcome.resumed,
+        deferred=outcome.deferred,
     )
+    return http.html_response(page, 202 if outcome.deferred else 200)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

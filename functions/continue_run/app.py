@@ -33,7 +33,7 @@ def continue_run(agent_id: str, run_id: str) -> Response:
         principal=_principal(),
         deadline=http.deadline(app.lambda_context, settings.api_timeout_ms, settings.deadline_margin_ms),
     )
-    record_decisions(result.state, {t["tool_call_id"] for t in request.tools or []})
+    record_decisions(result.state, {d.tool_call_id for d in request.tools or []})
     record_outcome(result.state)
     return http.run_response(result, stream=request.stream)
 

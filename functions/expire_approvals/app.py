@@ -14,8 +14,9 @@ def lambda_handler(event: dict, context: object) -> dict:
     deps = dependencies()
     expired = service.expire_pauses(deps)
     dead = service.sweep_stale_runs(deps)
+    kept = service.apply_kept_decisions(deps)
     requeued = service.requeue_stranded(deps)
     metrics.add_metric(name="PausesExpired", unit=MetricUnit.Count, value=len(expired))
     metrics.add_metric(name="RunsLeaseExpired", unit=MetricUnit.Count, value=len(dead))
-    logger.info("upkeep done", extra={"expired": expired, "dead": dead, "requeued": requeued})
-    return {"expired": expired, "dead": dead, "requeued": requeued}
+    logger.info("upkeep done", extra={"expired": expired, "dead": dead, "kept": kept, "requeued": requeued})
+    return {"expired": expired, "dead": dead, "kept_decisions_applied": kept, "requeued": requeued}

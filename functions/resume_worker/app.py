@@ -7,8 +7,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from signoff import knowledge, service, snapstart
 from signoff.config import get_settings
+from signoff.errors import SignoffError, StoreUnavailable
 from signoff.models.base import Deadline
-from signoff.observability import logger, metrics, record_outcome, tracer
+from signoff.observability import logger, metrics, record_decision, record_outcome, tracer
 from signoff.runtime import dependencies, get_embedder, get_knowledge_store
 
 snapstart.install(calls_model=True)  # under SnapStart only: prime openai, register the restore hooks
@@ -21,6 +22,9 @@ def handle_message(record: SQSRecord) -> None:
     if message.get("kind") == "ingest":
         ingest_document(message)
         return
+    if message.get("kind") == "decision":
+        decide_from_queue(message)
+        return
     run_id = message["run_id"]
     logger.append_keys(run_id=run_id, message_kind=message.get("kind"))
     deps = dependencies()
@@ -32,6 +36,19 @@ def handle_message(record: SQSRecord) -> None:
         logger.info("nothing to resume: the run is not waiting for the queue")
         return
     record_outcome(result.state)
+
+
+def decide_from_queue(message: dict) -> None:
+    """A decision sent on the queue: applied, kept for a busy run, or refused for good (logged; a
+    redelivery of a refused decision would be refused again, so it is not retried)."""
+    try:
+        outcome = service.receive_queue_decision(dependencies(), message)
+    except StoreUnavailable:
+        raise  # a partial batch failure: SQS redelivers it
+    except SignoffError as exc:
+        logger.warning("queue decision refused", extra={"reason": str(exc.detail)[:300]})
+        return
+    record_decision(outcome.call, "queue", deferred=outcome.deferred)
 
 
 def ingest_document(message: dict) -> None:

@@ -62,14 +62,18 @@ def confirm_page(
     return _page(f"{verb} {tool_name}", body)
 
 
-def outcome_page(*, decision: str, tool_name: str, resumed: bool) -> str:
+def outcome_page(*, decision: str, tool_name: str, resumed: bool, deferred: bool = False) -> str:
     """After the POST: what was decided and what happens next."""
     done = "approved" if decision == "approve" else "rejected"
-    after = (
-        "The run continues now."
-        if resumed
-        else "The run continues once its other pending actions are decided."
-    )
+    if deferred:
+        after = (
+            "The run is executing another action right now. Your decision is kept and applied as "
+            "soon as the run is free, after checking again that the action still waits for it."
+        )
+    elif resumed:
+        after = "The run continues now."
+    else:
+        after = "The run continues once its other pending actions are decided."
     body = f"<h1 id=outcome>You {escape(done)} <code>{escape(tool_name)}</code>.</h1><p>{escape(after)}</p>"
     return _page(f"{done.capitalize()}", body, done)
 

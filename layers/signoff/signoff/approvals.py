@@ -133,6 +133,7 @@ class ExternalDecision:
     token: str | None = None
     run_id: str | None = None
     tool_call_id: str | None = None
+    args_digest: str | None = None  # the arguments the decider was shown, when the sender says
 
 
 _DECISIONS = {"approve": True, "approved": True, "reject": False, "rejected": False}
@@ -187,6 +188,7 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
     token = text("token", False)
     run_id = text("run_id", False, 200)
     tool_call_id = text("tool_call_id", False, 200)
+    digest = text("args_digest", False, 128)
     groups = data.get("approver_groups") or []
     if not isinstance(groups, list) or not all(isinstance(g, str) and len(g) <= 200 for g in groups):
         errors.append(_field_error("approver_groups", "Input should be a list of strings", "list_type"))
@@ -207,7 +209,19 @@ def parse_webhook_body(body: bytes) -> ExternalDecision:
         token=token,
         run_id=run_id,
         tool_call_id=tool_call_id,
+        args_digest=digest,
     )
+
+
+def parse_queue_decision(message: dict[str, Any]) -> ExternalDecision:
+    """A ``{"kind": "decision", ...}`` message on the resume queue: the webhook body's fields.
+
+    Raises:
+        InvalidFields: with one entry per problem (the message is dropped, not retried).
+    """
+    import json
+
+    return parse_webhook_body(json.dumps({k: v for k, v in message.items() if k != "kind"}).encode())
 
 
 def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
@@ -232,6 +246,7 @@ def parse_slack_payload(body: bytes) -> tuple[ExternalDecision, str | None]:
             approver=f"slack:{user.get('username') or user.get('name') or user.get('id')}",
             run_id=str(target["run_id"]),
             tool_call_id=str(target["tool_call_id"]),
+            args_digest=str(target["args_digest"]) if target.get("args_digest") else None,
         )
     except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("not a Signoff approval action") from None

@@ -1,33 +1,29 @@
-"""Who may see a run and who may decide on its tool calls."""
+"""Who may see a run and who may decide on each of its tool calls.
+
+Seeing and deciding are separate rights. A person sees a run they own, or one with a call of a tool
+that names them as an approver. A person decides a call if the tool names them (an exact user or
+group match), or, when the tool names no approvers, if they own the run. Without authentication
+(``principal`` is ``None``) the run's ``user_id`` as the client gave it is the only guard, as in
+AgentOS; a signed system channel (webhook, Slack, link, queue) acts for the owner on tools that
+name no approvers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from signoff.agent import Agent
-from signoff.state import RunState
-from signoff.tools import Tool
+from signoff.identity import Principal
 
+if TYPE_CHECKING:
+    from signoff.agent import Agent
+    from signoff.state import RunState
+    from signoff.tools import Tool
 
-@dataclass(frozen=True)
-class Principal:
-    """The caller, as authenticated by API Gateway's JWT authorizer (or a signed channel).
-
-    Attributes:
-        user_id: the ``sub`` claim (or the approver a signed webhook names).
-        groups: the caller's groups, from the configured claim.
-    """
-
-    user_id: str
-    groups: tuple[str, ...] = ()
-
-    def matches(self, names: tuple[str, ...]) -> bool:
-        """Whether this principal is one of ``names`` (user ids or group names)."""
-        return self.user_id in names or any(group in names for group in self.groups)
+__all__ = ["Principal", "is_approver", "may_access", "refusal"]
 
 
 def is_approver(principal: Principal | None, agent: Agent, state: RunState) -> bool:
-    """An approver of one of the run's tools may read and decide on it without owning it."""
+    """An approver of one of the run's tools may read it without owning it."""
     if principal is None:
         return False
     for call in state.tools:
@@ -44,18 +40,33 @@ def may_access(principal: Principal | None, user_id: str | None, agent: Agent, s
     return user_id is None or state.user_id == user_id
 
 
-def refusal(tool: Tool, decider: Principal | None, requester: str | None, approve: bool) -> str | None:
+def refusal(
+    tool: Tool, decider: Principal | None, owner: str | None, approve: bool, *, vouched: bool = False
+) -> str | None:
     """Why ``decider`` may not make this decision on a call of ``tool``; ``None`` if they may.
 
-    A tool with ``approvers`` is decided only by an authenticated member of them; with
-    ``allow_self_approval=False`` the run's owner may reject but never approve their own call.
-    A tool without approvers is decided by whoever may continue the run.
+    Args:
+        tool: the call's tool.
+        decider: the verified person deciding (``None``: no authentication on this route).
+        owner: the run's owner.
+        approve: whether the decision lets the call run (approve, answer, supply a result).
+        vouched: the decision comes through a signed system channel that acts for the owner.
     """
     if tool.approvers:
         if decider is None:
             return f"{tool.name} can only be decided by an authenticated approver"
         if not decider.matches(tool.approvers):
+            if decider.groups is None:
+                return (
+                    f"{decider.user_id} is not an approver of {tool.name} "
+                    "(their groups could not be read exactly)"
+                )
             return f"{decider.user_id} is not an approver of {tool.name}"
-    if approve and not tool.allow_self_approval and decider is not None and decider.user_id == requester:
+    elif decider is not None and not vouched and decider.user_id != owner:
+        return (
+            f"{decider.user_id} may not decide {tool.name}: it names no approvers, "
+            "so only the run's owner decides it"
+        )
+    if approve and not tool.allow_self_approval and decider is not None and decider.user_id == owner:
         return f"the requester may not approve their own call of {tool.name}"
     return None

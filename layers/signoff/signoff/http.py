@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from signoff.authz import Principal
+from signoff.decisions import decisions_from_form
 from signoff.errors import (
     AlreadyDecided,
     Conflict,
@@ -28,10 +28,11 @@ from signoff.errors import (
     StoreUnavailable,
     TooLarge,
 )
-from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, unstorable_path
+from signoff.identity import Principal
+from signoff.inputs import MAX_JSON_DEPTH, UNSTORABLE_MESSAGE, json_depth, parse_bool, unstorable_path
 from signoff.models.base import Deadline
 from signoff.service import ContinueInput, RunResult, StartInput
-from signoff.state import RunState
+from signoff.state import RunState, RunStatus
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from signoff.knowledge import DocumentInput, IngestResult
     from signoff.store.base import DocumentPage, KnowledgeDocument, KnowledgeHit
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 MAX_FIELD_CHARS = 100_000
 MAX_DECISIONS = 100
 
@@ -195,15 +194,11 @@ def _flag(fields: dict[str, Any], name: str, errors: list[dict[str, Any]]) -> bo
     value = fields.get(name)
     if value is None or value == "":
         return False
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
+    try:
+        return bool(parse_bool(value if isinstance(value, bool | str) else str(value)))
+    except ValueError:
+        errors.append(_error(["body", name], "Input should be a valid boolean", "bool_parsing"))
         return False
-    errors.append(_error(["body", name], "Input should be a valid boolean", "bool_parsing"))
-    return False
 
 
 def start_input(event: Mapping[str, Any], max_bytes: int, configured_url: str = "") -> StartInput:
@@ -236,9 +231,10 @@ def continue_input(event: Mapping[str, Any], max_bytes: int, configured_url: str
     background = _flag(fields, "background", errors)
     if errors:
         raise InvalidFields(errors)
-    tools = _tools(fields.get("tools"))
+    raw_tools = _tools(fields.get("tools"))
     if not session_id:
         raise InvalidInput("session_id is required for this action")
+    tools = None if raw_tools is None else decisions_from_form(raw_tools)
     return ContinueInput(
         session_id, tools, user_id, stream, background, public_url(event, configured_url), request_meta(event)
     )
@@ -270,6 +266,12 @@ def principal(
 
     ``required`` (the stack's ``AuthMode=jwt``) turns missing claims into 401: API Gateway should
     never let such a request through, and the handler does not rely on it alone.
+
+    Groups are matched exactly, so they are read as the token carries them: API Gateway flattens an
+    array claim into one string (``"[a b]"``) that cannot tell ``["not finance"]`` from
+    ``["not", "finance"]``, but it forwards the ``Authorization`` header it has just verified, and
+    that token's payload holds the real list. Where no exact list can be had the groups are unknown
+    (``None``): they grant nothing, and the log says why.
     """
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
@@ -278,10 +280,61 @@ def principal(
         if required:
             raise NotAuthenticated("authentication required")
         return None
-    groups = claims.get(groups_claim) or ()
-    if isinstance(groups, str):
-        groups = [g for g in re.split(r"[\s,\[\]]+", groups) if g]
-    return Principal(str(subject), tuple(groups))
+    return Principal(str(subject), _groups(event, claims, groups_claim))
+
+
+def _groups(event: Mapping[str, Any], claims: Mapping[str, Any], claim: str) -> tuple[str, ...] | None:
+    value = claims.get(claim)
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list):
+        return tuple(str(group) for group in value)
+    token_groups = _token_claim(event, claims, claim)
+    if token_groups is not None:
+        return token_groups
+    text = str(value)
+    if not (text.startswith("[") and text.endswith("]")):
+        return (text,)  # a plain string claim: one group, exactly
+    inner = text[1:-1]
+    if inner and not any(ch.isspace() for ch in inner):
+        return (inner,)  # a flattened list of one: nothing to split
+    if not inner:
+        return ()
+    import logging
+
+    logging.getLogger("signoff").warning(
+        "the %s claim arrived flattened (%d characters) and the bearer token could not be read: "
+        "no group grants anything to %s on this request",
+        claim,
+        len(text),
+        claims.get("sub"),
+    )
+    return None
+
+
+def _token_claim(event: Mapping[str, Any], claims: Mapping[str, Any], claim: str) -> tuple[str, ...] | None:
+    """The claim as the verified bearer token holds it (its payload, already verified by API Gateway:
+    the same token, as long as its subject and issuer are the verified claims' own)."""
+    header = _header(event, "authorization")
+    scheme, _, token = header.partition(" ")
+    parts = token.strip().split(".") if scheme.lower() == "bearer" else []
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(payload, dict) or str(payload.get("sub")) != str(claims.get("sub")):
+        return None
+    if "iss" in claims and str(payload.get("iss")) != str(claims.get("iss")):
+        return None
+    value = payload.get(claim)
+    if isinstance(value, list) and all(isinstance(group, str) for group in value):
+        return tuple(value)
+    if isinstance(value, str):
+        return (value,)
+    return None
 
 
 def deadline(context: Any, api_timeout_ms: int, margin_ms: int) -> Deadline:
@@ -380,11 +433,14 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def run_response(result: RunResult, *, stream: bool) -> Response:
     """The run as JSON, or as a buffered ``text/event-stream`` when the client asked to stream."""
-    if result.state.status == "PENDING":
+    if not stream and (result.handed_off or result.state.status == "RUNNING"):
+        # 202: out of time, the run was saved and is finished by the resume worker; on the wire it
+        # is RUNNING, whatever it is stored as while it waits for its worker.
+        return _json(202, {**run_object(result.state), "status": "RUNNING"})
+    if result.state.status == "PENDING" and not result.handed_off:
         return accepted(result.state)
     if not stream:
-        # 202: out of time, the run was saved RUNNING and is finished by a later invocation.
-        return _json(202 if result.state.status == "RUNNING" else 200, run_object(result.state))
+        return _json(200, run_object(result.state))
     from aws_lambda_powertools.event_handler import Response
 
     run = run_object(result.state)
@@ -467,7 +523,7 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Any) -> None:
         return _json(404, {"detail": "Not Found"})
 
 
-_STATUSES = ("PENDING", "RUNNING", "PAUSED", "COMPLETED", "ERROR", "CANCELLED")
+_STATUSES = tuple(RunStatus)
 
 
 def run_status(value: str | None) -> str | None:
@@ -538,27 +594,49 @@ def html_response(html: str, status: int = 200) -> Response:
     )
 
 
+DEFERRED_DETAIL = (
+    "The run is executing right now; this decision is kept and applied, checked again, as soon as "
+    "the run is free."
+)
+
+
 def decision_object(outcome: Any) -> dict[str, Any]:
     """What a webhook caller learns: the decision recorded and whether the run resumes now."""
     call = outcome.call
-    return {
+    body = {
         "run_id": outcome.state.run_id,
         "tool_call_id": call.tool_call_id,
         "tool_name": call.tool_name,
-        "decision": "approved" if call.state == "approved" else call.state,
+        "decision": "approved" if outcome.verdict == "approve" else "rejected",
         "decided_by": call.decided_by,
         "run_status": outcome.state.status,
         "pending": [t.tool_call_id for t in outcome.state.pending_tools],
         "resumed": outcome.resumed,
+        "deferred": outcome.deferred,
     }
+    if outcome.deferred:
+        body["decided_by"] = None
+        body["detail"] = DEFERRED_DETAIL
+    return body
+
+
+def decision_response(outcome: Any) -> Response:
+    """200 with the decision applied, or 202 when it was kept for a run that is executing."""
+    return _json(202 if outcome.deferred else 200, decision_object(outcome))
 
 
 def slack_decision_message(outcome: Any) -> dict[str, Any]:
-    """The message that replaces the buttons once someone decided."""
+    """The message that replaces the buttons once someone decided (or once the decision was kept)."""
     call = outcome.call
-    verb = "approved" if call.state == "approved" else "rejected"
+    verb = "approved" if outcome.verdict == "approve" else "rejected"
     icon = ":white_check_mark:" if verb == "approved" else ":no_entry_sign:"
     text = f"{icon} `{call.tool_name}` {verb} by {call.decided_by}"
+    if outcome.deferred:
+        icon = ":hourglass_flowing_sand:"
+        text = (
+            f"{icon} `{call.tool_name}`: your decision ({verb}) is kept; the run is executing right "
+            "now, and it is applied as soon as the run is free"
+        )
     return {
         "replace_original": True,
         "text": text,

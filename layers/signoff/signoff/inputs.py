@@ -48,3 +48,30 @@ def json_depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((child, level + 1) for child in item)
     return deepest
+
+
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+def parse_bool(value: Any) -> bool | None:
+    """A form or JSON boolean (``true/false/1/0/yes/no/on/off``, any case); ``None`` for absent.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _BOOLEANS:
+            return _BOOLEANS[text]
+    raise ValueError(f"not a boolean: {value!r}")

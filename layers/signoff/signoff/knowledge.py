@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from signoff.authz import Principal
 from signoff.errors import InvalidInput, NotAllowed, NotFound
+from signoff.identity import Principal
 from signoff.models.base import Deadline, Embedder
 from signoff.queue import ResumeQueue, ingest_message
 from signoff.store.base import (

@@ -37,6 +37,7 @@ def paused_detail(state: RunState, links: dict[str, dict[str, str]]) -> dict[str
                 "tool_call_id": call.tool_call_id,
                 "tool_name": call.tool_name,
                 "tool_args": call.tool_args,
+                "args_digest": call.args_digest,
                 "requirement": call.requirement,
                 "expires_at": _iso(call.expires_at),
                 "approve_url": links.get(call.tool_call_id, {}).get("approve"),
@@ -66,7 +67,13 @@ def slack_message(detail: dict[str, Any]) -> dict[str, Any]:
         )
         if call["requirement"] != "confirmation":
             continue
-        value = json.dumps({"run_id": detail["run_id"], "tool_call_id": call["tool_call_id"]})
+        value = json.dumps(
+            {
+                "run_id": detail["run_id"],
+                "tool_call_id": call["tool_call_id"],
+                "args_digest": call["args_digest"],
+            }
+        )
         blocks.append(
             {
                 "type": "actions",

@@ -99,9 +99,11 @@ def record_decisions(state: RunState, decided_ids: set[str], channel: str = "api
             record_decision(call, channel)
 
 
-def record_decision(call: ToolCall, channel: str) -> None:
-    """Count one decision (confirmed or rejected) and log it with its call."""
+def record_decision(call: ToolCall, channel: str, *, deferred: bool = False) -> None:
+    """Count one decision (confirmed or rejected, or kept for a busy run) and log it with its call."""
     name = "ToolCallsRejected" if call.state == "rejected" else "ToolCallsConfirmed"
+    if deferred:
+        name = "DecisionsKept"
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info(
         "decision recorded",

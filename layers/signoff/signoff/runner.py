@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.agent import Agent
-from signoff.models.base import Deadline, Model, ModelFailure, ModelResponse
-from signoff.state import PAUSE_CONTENT, RunState, ToolCall, args_digest, now_epoch
+from signoff.models.base import Deadline, Model, ModelFailure, ModelResponse, unstorable_answer
+from signoff.state import PAUSE_CONTENT, CallState, Requirement, RunState, ToolCall, args_digest
 from signoff.tools import Tool, ToolArgumentsInvalid
 
 Checkpoint = Callable[[RunState], None]
@@ -73,16 +73,18 @@ def advance(state: RunState, ctx: RunContext) -> Step:
         if _turns_taken(state) >= ctx.max_turns:
             return _fail(state, f"the run reached its limit of {ctx.max_turns} model turns", ctx)
         if not ctx.deadline.allows():
-            state.status = "RUNNING"
             return Step.HANDED_OFF
         try:
             response = _call_model(state, ctx)
         except ModelFailure as exc:
             if not ctx.deadline.allows():
                 # The model ran out of our time, not out of answers: hand off, don't fail.
-                state.status = "RUNNING"
                 return Step.HANDED_OFF
             return _fail(state, str(exc.detail), ctx)
+        unstorable = unstorable_answer(response)
+        if unstorable:
+            # Model output, not the client's fault; a provider retries such answers, this is the end.
+            return _fail(state, f"the model's answer could not be stored: {unstorable}", ctx)
         _record_turn(state, response, ctx)
         if not response.tool_calls:
             state.content = response.content or ""
@@ -143,8 +145,7 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
     call = ToolCall(tool_call_id=call_id, tool_name=name, tool_args=raw_args)
     call.args_digest = args_digest(name, raw_args)
     if tool is None:
-        call.state, call.tool_call_error = "failed", True
-        call.result = call.model_message = f"Error: there is no tool named {name!r}"
+        call.refuse(f"Error: there is no tool named {name!r}")
         return call
     call.schema_hash = tool.schema_hash
     call.stop_after_tool_call = tool.stop_after_tool_call or None
@@ -153,14 +154,12 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
     except ToolArgumentsInvalid as exc:
         # Goes back to the model as a tool error; a human is never asked to approve a call
         # that could not run anyway.
-        call.state, call.tool_call_error = "failed", True
-        call.result = call.model_message = f"Error: {exc}"
+        call.refuse(f"Error: {exc}")
         return call
-    call.requirement = tool.requirement
     if tool.requirement is None:
-        call.state = "approved"
+        call.ready()
         return call
-    call.state = "awaiting_decision"
+    call.await_decision(Requirement(tool.requirement))
     if tool.requirement == "confirmation":
         call.requires_confirmation = True
     elif tool.requirement == "user_input":
@@ -182,27 +181,24 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
 
 def _execute_ready(state: RunState, calls: list[ToolCall], ctx: RunContext) -> bool:
     """Run the calls that are approved or claimed for execution; whether any call changed."""
-    fresh = [c for c in calls if c.state == "approved"]
+    fresh = [c for c in calls if c.state == CallState.APPROVED]
     changed = False
     if fresh:
         # Record that these are about to run before they do: a crash mid-tool then shows as
         # `executing` and is never silently re-run.
         for call in fresh:
-            call.state = "executing"
+            call.start_executing()
         ctx.checkpoint(state)
     for call in calls:
-        if call.state == "executing":
+        if call.state == CallState.EXECUTING:
             tool = ctx.agent.tool(call.tool_name)
-            if tool is None:  # removed from the agent since the pause
-                changed = True
-                call.state, call.tool_call_error = "failed", True
-                call.result = call.model_message = f"Error: the tool {call.tool_name!r} no longer exists"
-                continue
             changed = True
+            if tool is None:  # removed from the agent since the pause
+                call.fail(f"Error: the tool {call.tool_name!r} no longer exists")
+                continue
             if call.decision_digest and call.decision_digest != args_digest(call.tool_name, call.tool_args):
                 # Fail closed: what would run is not what the human decided on.
-                call.state, call.tool_call_error = "failed", True
-                call.result = call.model_message = "Error: the arguments changed after the decision"
+                call.fail("Error: the arguments changed after the decision")
                 continue
             _execute(state, call, tool, ctx)
     return changed
@@ -213,16 +209,13 @@ def _execute(state: RunState, call: ToolCall, tool: Tool, ctx: RunContext) -> No
     started = time.perf_counter()
     try:
         output = tool.execute(call.tool_args)
-        call.result = output.content
-        call.state, call.tool_call_error = "succeeded", False
+        call.succeed(output.content)
         state.references.extend({**ref, "tool_call_id": call.tool_call_id} for ref in output.references)
     except ToolArgumentsInvalid as exc:
-        call.state, call.tool_call_error, call.result = "failed", True, f"Error: {exc}"
+        call.fail(f"Error: {exc}")
     except Exception as exc:  # a tool's own failure is the model's to handle, not a crash
-        call.state, call.tool_call_error = "failed", True
-        call.result = f"Error: {type(exc).__name__}: {exc}"
+        call.fail(f"Error: {type(exc).__name__}: {exc}")
     call.metrics = {"duration": round(time.perf_counter() - started, 6)}
-    call.model_message = call.result
     ctx.emit("ToolCallError" if call.tool_call_error else "ToolCallCompleted", tool=call.public())
 
 
@@ -233,24 +226,19 @@ def _answer_turn(state: RunState, calls: list[ToolCall]) -> None:
 
 
 def _pause(state: RunState, pending: list[ToolCall], ctx: RunContext) -> Step:
-    state.status = "PAUSED"
     last = next((m for m in reversed(state.messages) if m.get("role") == "assistant"), {})
-    state.content = last.get("content") or PAUSE_CONTENT[pending[0].requirement or "confirmation"]
+    state.pause(last.get("content") or PAUSE_CONTENT[pending[0].requirement or "confirmation"])
     ctx.emit("RunPaused", content=state.content)
     return Step.PAUSED
 
 
 def _complete(state: RunState, ctx: RunContext) -> Step:
-    state.status = "COMPLETED"
-    state.error = None
+    state.complete()
     ctx.emit("RunCompleted", content=state.content, content_type="str")
     return Step.COMPLETED
 
 
 def _fail(state: RunState, reason: str, ctx: RunContext) -> Step:
-    state.status = "ERROR"
-    state.error = reason
-    state.content = reason
-    state.updated_at = now_epoch()
+    state.fail(reason)
     ctx.emit("RunError", content=reason)
     return Step.FAILED

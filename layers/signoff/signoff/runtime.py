@@ -226,4 +226,11 @@ def dependencies() -> Dependencies:
         queue=get_queue(),
         notifier=get_notifier(),
         knowledge_search=search_knowledge,
+        tell_decider=_tell_decider,
     )
+
+
+def _tell_decider(reply_to: str, message: dict) -> bool:
+    from signoff.notify import update_slack_message
+
+    return update_slack_message(reply_to, message)

@@ -12,30 +12,95 @@ import hashlib
 import json
 import time
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
 SCHEMA_VERSION = 1
 
-RunStatus = Literal["PENDING", "RUNNING", "PAUSED", "COMPLETED", "ERROR", "CANCELLED"]
-ToolCallState = Literal[
-    "proposed",
-    "awaiting_decision",
-    "approved",
-    "rejected",
-    "expired",
-    "executing",
-    "succeeded",
-    "failed",
-    "outcome_unknown",
-]
-RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
-TOOL_CALL_STATES: frozenset[str] = frozenset(get_args(ToolCallState))
-REQUIREMENTS: frozenset[str] = frozenset({"confirmation", "user_input", "external_execution"})
-FINAL_RUN_STATUSES: frozenset[str] = frozenset({"COMPLETED", "CANCELLED"})
-RESOLVED_TOOL_STATES: frozenset[str] = frozenset({"rejected", "expired", "succeeded", "failed"})
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; stored and sent upper case, as AgentOS does."""
+
+    PENDING = "PENDING"  # waiting for the resume worker (background, deadline hand-off)
+    RUNNING = "RUNNING"  # an invocation holds it under a lease
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+
+class CallState(StrEnum):
+    """Where one tool call is in its life (DESIGN.md's second state machine)."""
+
+    PROPOSED = "proposed"
+    AWAITING_DECISION = "awaiting_decision"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+class Requirement(StrEnum):
+    """What a paused call waits for."""
+
+    CONFIRMATION = "confirmation"
+    USER_INPUT = "user_input"
+    EXTERNAL_EXECUTION = "external_execution"
+
+
+# The one table of the run's allowed moves. A save that leaves the status as it is needs no entry.
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.PAUSED, RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.PENDING, RunStatus.CANCELLED}
+    ),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.PENDING, RunStatus.CANCELLED}),
+    RunStatus.ERROR: frozenset({RunStatus.RUNNING, RunStatus.PENDING, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+# The one table of a tool call's allowed moves.
+CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.PROPOSED: frozenset(
+        {CallState.AWAITING_DECISION, CallState.APPROVED, CallState.FAILED, CallState.REJECTED}
+    ),
+    CallState.AWAITING_DECISION: frozenset(
+        {CallState.APPROVED, CallState.REJECTED, CallState.EXPIRED, CallState.SUCCEEDED}
+    ),
+    CallState.APPROVED: frozenset({CallState.EXECUTING, CallState.REJECTED}),
+    # Past a dead lease an executing call's outcome is unknown: a human decides again.
+    CallState.EXECUTING: frozenset(
+        {CallState.SUCCEEDED, CallState.FAILED, CallState.OUTCOME_UNKNOWN, CallState.AWAITING_DECISION}
+    ),
+    CallState.OUTCOME_UNKNOWN: frozenset({CallState.AWAITING_DECISION}),
+    CallState.REJECTED: frozenset(),
+    CallState.EXPIRED: frozenset(),
+    CallState.SUCCEEDED: frozenset(),
+    CallState.FAILED: frozenset(),
+}
+
+RUN_STATUSES: frozenset[str] = frozenset(RunStatus)
+TOOL_CALL_STATES: frozenset[str] = frozenset(CallState)
+REQUIREMENTS: frozenset[str] = frozenset(Requirement)
+FINAL_RUN_STATUSES: frozenset[str] = frozenset({RunStatus.COMPLETED, RunStatus.CANCELLED})
+RESOLVED_TOOL_STATES: frozenset[str] = frozenset(
+    {CallState.REJECTED, CallState.EXPIRED, CallState.SUCCEEDED, CallState.FAILED}
+)
 
 REJECTED_MESSAGE = "Function call was rejected by the user"
 REJECTED_NOTE = "Tool call was rejected"
+EXPIRED_NOTE = "Approval expired"
+EXPIRED_MESSAGE = "Nobody decided on this tool call before its approval expired; the tool did not run."
+CANCELLED_NOTE = "Run was cancelled"
+CANCELLED_MESSAGE = "The run was cancelled; this tool did not run."
+INTERRUPTED_NOTE = (
+    "The invocation running this tool stopped before its result was saved; it may or may not have "
+    "taken effect. Confirm to run it again, or reject."
+)
 PAUSE_CONTENT = {
     "confirmation": "I have tools to execute, but I need confirmation.",
     "user_input": "I have tools to execute, but I need user input.",
@@ -67,6 +132,10 @@ PUBLIC_TOOL_KEYS = (
 )
 
 
+class IllegalTransition(RuntimeError):
+    """Code asked a run or a call for a move its table does not allow: a bug, never a user's error."""
+
+
 def now_epoch() -> int:
     return int(time.time())
 
@@ -81,9 +150,56 @@ class StateDocumentInvalid(ValueError):
     """A stored run document does not have the shape this code reads."""
 
 
-# What each stored field may hold: Python types, with None allowed where the type lists it, or a set
-# of allowed strings. Integers are accepted where floats are (JSON does not tell them apart).
+# What each stored field may hold, from its annotation: Python types (None allowed where the type
+# lists it) or a set of allowed strings. Integers are accepted where floats are (JSON does not tell
+# them apart). A field whose annotation is not here fails at import: the table follows the dataclass.
 _Kind = tuple[type, ...] | frozenset[str]
+_NONE = type(None)
+_KIND_OF_ANNOTATION: dict[str, _Kind] = {
+    "str": (str,),
+    "str | None": (str, _NONE),
+    "bool | None": (bool, _NONE),
+    "int": (int,),
+    "int | None": (int, _NONE),
+    "float": (float,),
+    "dict[str, Any]": (dict,),
+    "dict[str, Any] | None": (dict, _NONE),
+    "list[dict[str, Any]]": (list,),
+    "list[dict[str, Any]] | None": (list, _NONE),
+    "RunStatus": RUN_STATUSES,
+    "CallState": TOOL_CALL_STATES,
+    "Requirement | None": REQUIREMENTS | {None},  # type: ignore[operator]
+}
+_ENUM_OF_ANNOTATION: dict[str, type[StrEnum]] = {
+    "RunStatus": RunStatus,
+    "CallState": CallState,
+    "Requirement | None": Requirement,
+}
+
+
+@dataclass(frozen=True)
+class _FieldSpec:
+    name: str
+    kind: _Kind | None  # None: a nested document, loaded by its own loader
+    enum: type[StrEnum] | None
+    required: bool
+
+
+def _field_specs(cls: type, nested: tuple[str, ...] = ()) -> tuple[_FieldSpec, ...]:
+    specs = []
+    for spec in fields(cls):
+        annotation = str(spec.type)
+        if spec.name not in nested and annotation not in _KIND_OF_ANNOTATION:
+            raise TypeError(f"{cls.__name__}.{spec.name}: no stored kind for {annotation!r}")
+        specs.append(
+            _FieldSpec(
+                spec.name,
+                None if spec.name in nested else _KIND_OF_ANNOTATION[annotation],
+                _ENUM_OF_ANNOTATION.get(annotation),
+                spec.default is MISSING and spec.default_factory is MISSING,
+            )
+        )
+    return tuple(specs)
 
 
 def _check(owner: str, name: str, value: Any, kind: _Kind) -> Any:
@@ -97,39 +213,49 @@ def _check(owner: str, name: str, value: Any, kind: _Kind) -> Any:
     raise StateDocumentInvalid(f"{owner}.{name}: unexpected value {value!r}")
 
 
-def _load_fields(cls: type, data: Any, kinds: dict[str, _Kind], nested: dict[str, Any]) -> dict[str, Any]:
+def _load_fields(
+    owner: str, specs: tuple[_FieldSpec, ...], data: Any, nested: dict[str, Any] | None = None
+) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise StateDocumentInvalid(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+        raise StateDocumentInvalid(f"{owner}: expected an object, got {type(data).__name__}")
     values: dict[str, Any] = {}
     missing: list[str] = []
-    for spec in fields(cls):
+    for spec in specs:
         if spec.name not in data:
-            if spec.default is MISSING and spec.default_factory is MISSING:
+            if spec.required:
                 missing.append(spec.name)
             continue
         value = data[spec.name]
-        if spec.name in nested:
-            values[spec.name] = nested[spec.name](value)
-        else:
-            values[spec.name] = _check(cls.__name__, spec.name, value, kinds[spec.name])
+        if spec.kind is None:
+            values[spec.name] = (nested or {})[spec.name](value)
+            continue
+        value = _check(owner, spec.name, value, spec.kind)
+        values[spec.name] = spec.enum(value) if spec.enum is not None and value is not None else value
     if missing:
-        raise StateDocumentInvalid(f"{cls.__name__}: missing {', '.join(missing)}")
+        raise StateDocumentInvalid(f"{owner}: missing {', '.join(missing)}")
     return values
 
 
-_STR = (str,)
-_OPT_STR = (str, type(None))
-_OPT_BOOL = (bool, type(None))
-_OPT_INT = (int, type(None))
-_DICT = (dict,)
-_OPT_DICT = (dict, type(None))
-_LIST = (list,)
-_OPT_LIST = (list, type(None))
+def _document(obj: Any, specs: tuple[_FieldSpec, ...]) -> dict[str, Any]:
+    """The declared fields of ``obj`` and nothing else (slots keep anything else off the object)."""
+    return {spec.name: getattr(obj, spec.name) for spec in specs}
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True)
+class Stamp:
+    """Who decided a call, when and through which channel (written onto the call with the decision)."""
+
+    actor: str | None
+    channel: str
+    at: int
+
+
+@dataclass(kw_only=True, slots=True)
 class ToolCall:
-    """One tool call of a run: the wire object of CONTRACT.md plus Signoff's own bookkeeping."""
+    """One tool call of a run: the wire object of CONTRACT.md plus Signoff's own bookkeeping.
+
+    Its state moves only through the methods below, each checked against ``CALL_TRANSITIONS``.
+    """
 
     tool_call_id: str
     tool_name: str
@@ -153,8 +279,8 @@ class ToolCall:
     approval_id: str | None = None
 
     # Bookkeeping, never on the wire.
-    state: ToolCallState = "proposed"
-    requirement: Literal["confirmation", "user_input", "external_execution"] | None = None
+    state: CallState = CallState.PROPOSED
+    requirement: Requirement | None = None
     args_digest: str = ""
     schema_hash: str | None = None
     decided_by: str | None = None
@@ -168,55 +294,125 @@ class ToolCall:
 
     @classmethod
     def from_document(cls, data: Any) -> ToolCall:
-        return cls(**_load_fields(cls, data, _TOOL_CALL_KINDS, {}))
+        return cls(**_load_fields("ToolCall", _TOOL_CALL_SPECS, data))
 
     def document(self) -> dict[str, Any]:
         """The JSON object stored for this call (shares the argument and schema objects)."""
-        return dict(self.__dict__)
+        return _document(self, _TOOL_CALL_SPECS)
 
     def public(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in PUBLIC_TOOL_KEYS}
 
     @property
     def pending(self) -> bool:
-        return self.state == "awaiting_decision"
+        return self.state == CallState.AWAITING_DECISION
+
+    def expired_at(self, now: int) -> bool:
+        """Whether the call's approval window has passed at ``now`` (whether or not the sweep ran)."""
+        return self.expires_at is not None and self.expires_at <= now
+
+    def _move(self, to: CallState) -> None:
+        if to not in CALL_TRANSITIONS[self.state]:
+            raise IllegalTransition(f"tool call {self.tool_call_id}: {self.state} -> {to}")
+        self.state = to
+
+    def _decide(self, to: CallState, stamp: Stamp) -> None:
+        """A human's decision: only on a call that awaits one (cancel and expiry are not decisions)."""
+        if self.state != CallState.AWAITING_DECISION:
+            raise IllegalTransition(f"tool call {self.tool_call_id}: {self.state} is not awaiting a decision")
+        self._move(to)
+        self._stamp(stamp)
+
+    def _stamp(self, stamp: Stamp) -> None:
+        self.decided_by, self.decided_at, self.decision_channel = stamp.actor, stamp.at, stamp.channel
+        self.decision_digest = self.args_digest
+
+    # -- proposal -------------------------------------------------------------------------------
+
+    def ready(self) -> None:
+        """A call no human needs to see: it may run."""
+        self._move(CallState.APPROVED)
+
+    def await_decision(self, requirement: Requirement) -> None:
+        """Pause the call for a human: a confirmation, the human's input, or an external result."""
+        self._move(CallState.AWAITING_DECISION)
+        self.requirement = requirement
+
+    def refuse(self, message: str) -> None:
+        """The call cannot run at all (unknown tool, invalid arguments): the model is told why."""
+        self._move(CallState.FAILED)
+        self.tool_call_error = True
+        self.result = self.model_message = message
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def approve(self, stamp: Stamp, note: str | None = None) -> None:
+        self._decide(CallState.APPROVED, stamp)
+        self.confirmed, self.requires_confirmation, self.confirmation_note = True, False, note
+
+    def reject(self, stamp: Stamp, note: str | None = None) -> None:
+        """Refuse the call; ``note`` is what the model is told (AgentOS's default otherwise)."""
+        self._decide(CallState.REJECTED, stamp)
+        self.confirmed, self.tool_call_error, self.requires_confirmation = False, True, False
+        self.confirmation_note = note or REJECTED_NOTE
+        self.model_message = note or REJECTED_MESSAGE
+
+    def answer(self, stamp: Stamp, args: dict[str, Any], schema: list[dict[str, Any]]) -> None:
+        """The human's input: the call runs with ``args`` (the digest moves with them)."""
+        self._decide(CallState.APPROVED, stamp)
+        self.tool_args = args
+        self.args_digest = self.decision_digest = args_digest(self.tool_name, args)
+        self.user_input_schema = schema
+        self.answered, self.requires_user_input = True, False
+        if self.requires_confirmation:
+            self.confirmed, self.requires_confirmation = True, False
+
+    def supply_result(self, stamp: Stamp, result: str) -> None:
+        """The client ran the call itself (external execution) and sent its result."""
+        self._decide(CallState.SUCCEEDED, stamp)
+        self.result = self.model_message = result
+        self.tool_call_error, self.external_execution_required = False, False
+
+    def expire(self, at: int) -> None:
+        """Nobody decided in time: fail closed, the model is told the tool did not run."""
+        self._move(CallState.EXPIRED)
+        self.confirmed, self.tool_call_error = False, True
+        self.requires_confirmation = False if self.requires_confirmation else None
+        self.confirmation_note, self.model_message = EXPIRED_NOTE, EXPIRED_MESSAGE
+        self.decided_at, self.decision_channel = at, "expiry"
+
+    def cancel(self) -> None:
+        """The run was cancelled before this call ran."""
+        self._move(CallState.REJECTED)
+        self.confirmation_note, self.model_message = CANCELLED_NOTE, CANCELLED_MESSAGE
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def start_executing(self) -> None:
+        self._move(CallState.EXECUTING)
+
+    def succeed(self, result: str) -> None:
+        self._move(CallState.SUCCEEDED)
+        self.tool_call_error, self.result, self.model_message = False, result, result
+
+    def fail(self, message: str) -> None:
+        self._move(CallState.FAILED)
+        self.tool_call_error, self.result, self.model_message = True, message, message
+
+    def mark_outcome_unknown(self) -> None:
+        """Its invocation died while it ran: it may or may not have taken effect; ask a human again."""
+        self._move(CallState.OUTCOME_UNKNOWN)
+        self._move(CallState.AWAITING_DECISION)
+        self.requirement = Requirement.CONFIRMATION
+        self.requires_confirmation, self.confirmed = True, None
+        self.confirmation_note = INTERRUPTED_NOTE
+        self.expires_at = None  # a fresh approval window, and fresh links
 
 
-_TOOL_CALL_KINDS: dict[str, _Kind] = {
-    "tool_call_id": _STR,
-    "tool_name": _STR,
-    "tool_args": _DICT,
-    "tool_call_error": _OPT_BOOL,
-    "result": _OPT_STR,
-    "metrics": _OPT_DICT,
-    "child_run_id": _OPT_STR,
-    "stop_after_tool_call": _OPT_BOOL,
-    "created_at": (int,),
-    "requires_confirmation": _OPT_BOOL,
-    "confirmed": _OPT_BOOL,
-    "confirmation_note": _OPT_STR,
-    "requires_user_input": _OPT_BOOL,
-    "user_input_schema": _OPT_LIST,
-    "user_feedback_schema": _OPT_LIST,
-    "answered": _OPT_BOOL,
-    "external_execution_required": _OPT_BOOL,
-    "external_execution_silent": _OPT_BOOL,
-    "approval_type": _OPT_STR,
-    "approval_id": _OPT_STR,
-    "state": TOOL_CALL_STATES,
-    "requirement": REQUIREMENTS | {None},
-    "args_digest": _STR,
-    "schema_hash": _OPT_STR,
-    "decided_by": _OPT_STR,
-    "decided_at": _OPT_INT,
-    "decision_channel": _OPT_STR,
-    "decision_digest": _OPT_STR,
-    "expires_at": _OPT_INT,
-    "model_message": _OPT_STR,
-}
+_TOOL_CALL_SPECS = _field_specs(ToolCall)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class RunMetrics:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -226,10 +422,10 @@ class RunMetrics:
 
     @classmethod
     def from_document(cls, data: Any) -> RunMetrics:
-        return cls(**_load_fields(cls, data, _METRICS_KINDS, {}))
+        return cls(**_load_fields("RunMetrics", _METRICS_SPECS, data))
 
     def document(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return _document(self, _METRICS_SPECS)
 
     def add_usage(self, input_tokens: int, output_tokens: int) -> None:
         self.input_tokens += input_tokens
@@ -238,13 +434,7 @@ class RunMetrics:
         self.model_requests += 1
 
 
-_METRICS_KINDS: dict[str, _Kind] = {
-    "input_tokens": (int,),
-    "output_tokens": (int,),
-    "total_tokens": (int,),
-    "duration": (float,),
-    "model_requests": (int,),
-}
+_METRICS_SPECS = _field_specs(RunMetrics)
 
 
 def _tool_calls(value: Any) -> list[ToolCall]:
@@ -253,12 +443,13 @@ def _tool_calls(value: Any) -> list[ToolCall]:
     return [ToolCall.from_document(item) for item in value]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class RunState:
     """Everything needed to resume a run in a fresh invocation.
 
     ``messages`` holds this run's Chat Completions messages (user, assistant, tool) in order;
-    the system message and the session's history are rebuilt at each model call.
+    the system message and the session's history are rebuilt at each model call. The status
+    moves only through the methods below, each checked against ``RUN_TRANSITIONS``.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -268,7 +459,7 @@ class RunState:
     agent_version: str
     session_id: str
     user_id: str | None = None
-    status: RunStatus = "PENDING"
+    status: RunStatus = RunStatus.PENDING
     version: int = 1
     created_at: int = field(default_factory=now_epoch)
     updated_at: int = field(default_factory=now_epoch)
@@ -293,11 +484,11 @@ class RunState:
             StateDocumentInvalid: a required key is missing or a value has the wrong type.
         """
         nested = {"tools": _tool_calls, "metrics": RunMetrics.from_document}
-        return cls(**_load_fields(cls, data, _RUN_STATE_KINDS, nested))
+        return cls(**_load_fields("RunState", _RUN_STATE_SPECS, data, nested))
 
     def document(self) -> dict[str, Any]:
         """The JSON object stored for this run (shares the message objects; not a deep copy)."""
-        out = dict(self.__dict__)
+        out = _document(self, _RUN_STATE_SPECS)
         out["tools"] = [call.document() for call in self.tools]
         out["metrics"] = self.metrics.document()
         return out
@@ -318,25 +509,45 @@ class RunState:
                 return [t for t in self.tools if t.tool_call_id in ids and t.tool_call_id not in answered]
         return []
 
+    def _move(self, to: RunStatus) -> None:
+        if to != self.status and to not in RUN_TRANSITIONS[self.status]:
+            raise IllegalTransition(f"run {self.run_id}: {self.status} -> {to}")
+        self.status = to
 
-_RUN_STATE_KINDS: dict[str, _Kind] = {
-    "schema_version": (int,),
-    "run_id": _STR,
-    "agent_id": _STR,
-    "agent_name": _STR,
-    "agent_version": _STR,
-    "session_id": _STR,
-    "user_id": _OPT_STR,
-    "status": RUN_STATUSES,
-    "version": (int,),
-    "created_at": (int,),
-    "updated_at": (int,),
-    "input_content": _STR,
-    "messages": _LIST,
-    "content": _OPT_STR,
-    "model": _STR,
-    "model_provider": _STR,
-    "public_url": _OPT_STR,
-    "error": _OPT_STR,
-    "references": _LIST,
-}
+    def claim(self) -> None:
+        """An invocation takes the run (saved under a lease); approved calls of the turn will run."""
+        self._move(RunStatus.RUNNING)
+        self.error = None
+        for call in self.open_turn():
+            if call.state == CallState.APPROVED:
+                call.start_executing()
+
+    def queue(self) -> None:
+        """Hand the run to the resume worker (background runs, deadline hand-offs)."""
+        self._move(RunStatus.PENDING)
+
+    def pause(self, content: str) -> None:
+        self._move(RunStatus.PAUSED)
+        self.content = content
+
+    def complete(self, content: str | None = None) -> None:
+        self._move(RunStatus.COMPLETED)
+        if content is not None:
+            self.content = content
+        self.error = None
+
+    def fail(self, reason: str) -> None:
+        self._move(RunStatus.ERROR)
+        self.error = self.content = reason
+        self.updated_at = now_epoch()
+
+    def cancel(self) -> None:
+        """No paused or approved call of a cancelled run ever runs."""
+        self._move(RunStatus.CANCELLED)
+        for call in self.tools:
+            if call.state in (CallState.AWAITING_DECISION, CallState.APPROVED, CallState.PROPOSED):
+                call.cancel()
+        self.content = self.content or "Run cancelled"
+
+
+_RUN_STATE_SPECS = _field_specs(RunState, nested=("tools", "metrics"))

@@ -26,6 +26,25 @@ class ModelResponse:
     output_tokens: int = 0
 
 
+def unstorable_answer(response: ModelResponse) -> str | None:
+    """Why a model's answer cannot be stored (NUL or a lone surrogate, in its text or a call's
+    arguments), or ``None``. Such an answer is treated as malformed: retried, then the run fails."""
+    import json
+
+    from signoff.inputs import unstorable_path
+
+    if unstorable_path(response.content) is not None:
+        return "its text holds characters that cannot be stored (NUL or a lone surrogate)"
+    for call in response.tool_calls:
+        try:
+            parsed = json.loads(call.arguments)
+        except (TypeError, ValueError):
+            parsed = None
+        if unstorable_path([call.id, call.name, call.arguments, parsed]) is not None:
+            return f"the arguments of {call.name[:100]!r} hold characters that cannot be stored"
+    return None
+
+
 class ModelFailure(SignoffError):
     """The model could not produce an answer after the retries the deadline allowed."""
 

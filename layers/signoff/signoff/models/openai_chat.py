@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest
+from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest, unstorable_answer
 
 T = TypeVar("T")
 
@@ -190,12 +190,16 @@ def _parse(completion: Any) -> ModelResponse:
         if not isinstance(parsed, dict):
             raise MalformedToolCall(f"{name}: arguments are not an object")
         calls.append(ToolCallRequest(id=str(call.get("id") or ""), name=name, arguments=arguments))
-    return ModelResponse(
+    response = ModelResponse(
         content=content if isinstance(content, str) else None,
         tool_calls=calls,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
     )
+    unstorable = unstorable_answer(response)
+    if unstorable:
+        raise MalformedToolCall(unstorable)
+    return response
 
 
 class OpenAIEmbeddings(_OpenAIEndpoint):

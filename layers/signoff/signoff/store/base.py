@@ -18,6 +18,13 @@ class LoadedRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     # Whether the webhook delivery id passed to the load was already recorded (a replay).
     delivery_seen: bool = False
+    # Decisions kept while the run was busy, waiting to be applied when it is free.
+    deferred: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        """An invocation is executing the run (a live lease), or the worker is about to (queued)."""
+        return self.state.status == "PENDING" or (self.state.status == "RUNNING" and self.lease_live)
 
 
 @dataclass
@@ -57,13 +64,22 @@ class RunStore(Protocol):
         events: list[RunEvent] = (),  # type: ignore[assignment]
         tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
         delivery: str | None = None,
-    ) -> None:
+        consumed: list[str] = (),  # type: ignore[assignment]
+    ) -> list[dict[str, Any]]:
         """Write the state if its version is still the stored one; bump the version.
+
+        Returns the deferred decisions still waiting on the run (``consumed`` ones removed).
 
         Raises:
             LeaseLost: another writer changed the run since it was loaded.
         """
         ...
+
+    def defer(self, run_id: str, items: list[dict[str, Any]], *, delivery: str | None = None) -> bool:
+        """Keep decisions on a busy run without touching its state; ``False`` if it is not busy."""
+        ...
+
+    def runs_with_deferred_decisions(self, *, limit: int) -> list[str]: ...
 
     def list_runs(
         self, *, agent_id: str | None, session_id: str | None, user_id: str | None, status: str | None

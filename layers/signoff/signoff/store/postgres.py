@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from signoff.errors import LeaseLost, NotFound, StoreUnavailable, UnstorableValue
-from signoff.state import RunState
+from signoff.state import RunState, RunStatus
 from signoff.store.base import LoadedRun, RunEvent, SessionPage
 
 T = TypeVar("T")
@@ -49,9 +49,14 @@ _SAVE_UPDATED = """
 WITH updated AS (
     UPDATE runs SET status = %(status)s, version = version + 1, state = %(state)s, updated_at = now(),
         lease_until = CASE WHEN %(status)s = 'RUNNING' THEN now() + make_interval(secs => %(lease)s) END
+        {consume}
     WHERE run_id = %(run_id)s AND version = %(version)s
-    RETURNING run_id
+    RETURNING run_id, deferred
 )"""
+# Drops the deferred decisions this save consumed (applied or refused), keeping any that arrived since.
+_CONSUME_DEFERRED = """, deferred = (
+        SELECT coalesce(jsonb_agg(d), '[]'::jsonb) FROM jsonb_array_elements(runs.deferred) d
+        WHERE NOT (d->>'id' = ANY (%(consumed)s::text[])))"""
 _SAVE_PARTS = {
     "calls": """calls AS (
     INSERT INTO tool_calls AS t (run_id, tool_call_id, tool_name, args, args_digest, requirement, state,
@@ -102,11 +107,31 @@ _SAVE_PARTS = {
 @lru_cache(maxsize=64)
 def _save_statement(parts: frozenset[str]) -> str:
     ctes = [_SAVE_PARTS[name] for name in _SAVE_PARTS if name in parts]
-    return ",\n".join([_SAVE_UPDATED, *ctes]) + "\nSELECT count(*) AS saved FROM updated\n"
+    head = _SAVE_UPDATED.replace("{consume}", _CONSUME_DEFERRED if "consume" in parts else "")
+    tail = "\nSELECT count(*) AS saved, (SELECT deferred FROM updated) AS deferred FROM updated\n"
+    return ",\n".join([head, *ctes]) + tail  # constants only
+
+
+# Keeps a decision for a run an invocation is executing: no version bump, so the executing
+# invocation's next save still succeeds and reads it back; only while the run is still busy.
+_DEFER = """
+WITH kept AS (
+    UPDATE runs SET deferred = deferred || %(items)s
+    WHERE run_id = %(run_id)s
+      AND (status = 'PENDING' OR (status = 'RUNNING' AND lease_until > now()))
+    RETURNING run_id
+), delivery AS (
+    INSERT INTO webhook_deliveries (delivery_id, channel)
+    SELECT %(delivery)s, split_part(%(delivery)s, ':', 1) FROM kept WHERE %(delivery)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) AS kept FROM kept
+"""
 
 
 # The columns a loaded run is built from (``_loaded``), the replay check of a webhook delivery included.
 _RUN_COLUMNS = """r.status, r.version, coalesce(r.lease_until > now(), false) AS lease_live, r.state,
+       r.deferred,
        %(delivery)s::text IS NOT NULL AND EXISTS (
             SELECT 1 FROM webhook_deliveries WHERE delivery_id = %(delivery)s) AS delivery_seen"""
 
@@ -129,7 +154,7 @@ def _dumps(value: Any) -> str:
 
 def _state_of(row: dict[str, Any]) -> RunState:
     state = RunState.from_document(row["state"])
-    state.status = row["status"]
+    state.status = RunStatus(row["status"])
     state.version = row["version"]
     return state
 
@@ -280,7 +305,9 @@ class PostgresRunStore:
         """A run from ``_RUN_COLUMNS``; its tool call rows are remembered for the next save."""
         state = _state_of(row)
         self._remember(state.run_id, state.version, _call_rows(state))
-        return LoadedRun(state, bool(row["lease_live"]), history, bool(row["delivery_seen"]))
+        return LoadedRun(
+            state, bool(row["lease_live"]), history, bool(row["delivery_seen"]), list(row["deferred"] or [])
+        )
 
     def save(
         self,
@@ -290,11 +317,14 @@ class PostgresRunStore:
         events: list[RunEvent] = (),  # type: ignore[assignment]
         tokens: list[dict[str, Any]] = (),  # type: ignore[assignment]
         delivery: str | None = None,
-    ) -> None:
+        consumed: list[str] = (),  # type: ignore[assignment]
+    ) -> list[dict[str, Any]]:
         """Write the state if its stored version is still ``state.version``; bump the version.
 
         One statement: the run row, its tool call rows, new approval tokens, the tokens of calls
-        no longer awaiting a decision marked used (links are single-use), and audit events.
+        no longer awaiting a decision marked used (links are single-use), audit events, and the
+        deferred decisions ``consumed`` removed. Returns the deferred decisions still waiting on the
+        run (kept while it was busy), read under the row lock in the same statement.
 
         Raises:
             LeaseLost: the run changed since it was loaded (another invocation claimed it).
@@ -325,25 +355,55 @@ class PostgresRunStore:
             "state": Jsonb(document, dumps=_dumps),
             "calls": Jsonb(calls, dumps=_dumps),
             "events": Jsonb([e.__dict__ for e in events], dumps=_dumps),
+            "consumed": list(consumed),
         }
-        wanted = {"calls": calls, "tokens": tokens, "used": closed, "delivery": delivery, "events": events}
+        wanted = {
+            "calls": calls,
+            "tokens": tokens,
+            "used": closed,
+            "delivery": delivery,
+            "events": events,
+            "consume": consumed,
+        }
         statement = _save_statement(frozenset(name for name, rows in wanted.items() if rows))
 
-        def write(conn: psycopg.Connection) -> bool:
+        def write(conn: psycopg.Connection) -> list[dict[str, Any]] | None:
             row = conn.execute(statement, params).fetchone()
             if row and row["saved"]:
-                return True
+                return list(row["deferred"] or [])
             # Zero rows: either someone else wrote, or this very write committed before the
             # connection died and is now being retried. The write id tells them apart.
             mine = conn.execute(
-                "SELECT state->>'write_id' = %s AS mine FROM runs WHERE run_id = %s", (write_id, state.run_id)
+                "SELECT state->>'write_id' = %s AS mine, deferred FROM runs WHERE run_id = %s",
+                (write_id, state.run_id),
             ).fetchone()
-            return bool(mine and mine["mine"])
+            return list(mine["deferred"] or []) if mine and mine["mine"] else None
 
-        if not self._execute(write):
+        waiting = self._execute(write)
+        if waiting is None:
             raise LeaseLost(state.run_id)
         state.version += 1
         self._remember(state.run_id, state.version, rows)
+        return waiting
+
+    def defer(self, run_id: str, items: list[dict[str, Any]], *, delivery: str | None = None) -> bool:
+        """Keep decisions on a run an invocation is executing; ``False`` when it is no longer busy."""
+        params = {
+            "run_id": run_id,
+            "items": Jsonb(items, dumps=_dumps),
+            "delivery": delivery,
+        }
+        row = self._execute(lambda conn: conn.execute(_DEFER, params).fetchone(), retry_safe=False)
+        return bool(row and row["kept"])
+
+    def runs_with_deferred_decisions(self, *, limit: int) -> list[str]:
+        """Runs that are free (not executing) and still hold decisions kept while they were busy."""
+        query = (
+            "SELECT run_id FROM runs WHERE deferred <> '[]'::jsonb"
+            " AND NOT (status = 'PENDING' OR (status = 'RUNNING' AND lease_until > now()))"
+            " ORDER BY updated_at LIMIT %s"
+        )
+        return [row["run_id"] for row in self._execute(lambda conn: conn.execute(query, (limit,)).fetchall())]
 
     def _remember(self, run_id: str, version: int, rows: dict[str, dict[str, Any]]) -> None:
         self._written.pop(run_id, None)

@@ -1,0 +1,64 @@
+"""Use cases, by concern: each loads, calls the domain (state methods, ``signoff.decisions``), saves
+and announces. Handlers call these; nothing here speaks HTTP or SQL.
+
+- ``runs``: start, continue, cancel (the owner, through the API) and resume (the worker).
+- ``deciding``: decisions from outside the continue (webhook, Slack, link, queue), kept while busy.
+- ``upkeep``: expiry, dead runs, stranded runs, kept decisions nobody applied, notification retries.
+- ``reads``: runs, audit trails and sessions.
+- ``common``: dependencies, results, and running a claimed run to its next stop.
+"""
+
+from signoff.authz import Principal
+from signoff.decisions import Decider, Decision
+from signoff.service.common import ContinueInput, Dependencies, RunResult, StartInput
+from signoff.service.deciding import (
+    ApprovalView,
+    DecisionOutcome,
+    approval_by_token,
+    decide,
+    decide_by_token,
+    receive_queue_decision,
+    receive_slack,
+    receive_webhook,
+)
+from signoff.service.reads import get_run, list_runs, list_sessions, run_events, session_runs
+from signoff.service.runs import cancel_run, continue_run, resume_run, start_run
+from signoff.service.upkeep import (
+    apply_kept_decisions,
+    expire_pauses,
+    renotify,
+    requeue_stranded,
+    sweep_stale_runs,
+)
+
+__all__ = [
+    "ApprovalView",
+    "ContinueInput",
+    "Decider",
+    "Decision",
+    "DecisionOutcome",
+    "Dependencies",
+    "Principal",
+    "RunResult",
+    "StartInput",
+    "apply_kept_decisions",
+    "approval_by_token",
+    "cancel_run",
+    "continue_run",
+    "decide",
+    "decide_by_token",
+    "expire_pauses",
+    "get_run",
+    "list_runs",
+    "list_sessions",
+    "receive_queue_decision",
+    "receive_slack",
+    "receive_webhook",
+    "renotify",
+    "requeue_stranded",
+    "resume_run",
+    "run_events",
+    "session_runs",
+    "start_run",
+    "sweep_stale_runs",
+]

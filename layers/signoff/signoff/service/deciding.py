@@ -1,0 +1,245 @@
+"""Decisions from outside the API's continue: signed webhooks, Slack buttons, approval links, queue.
+
+Every channel's decisions go through :func:`decide`, which runs the same checks as the API continue
+(``signoff.decisions.check``). A decision that arrives while an invocation executes the run never
+touches the executing state: it is kept on the run and applied, checked again, once the run is free.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from signoff import decisions
+from signoff.approvals import hash_token
+from signoff.errors import (
+    AlreadyDecided,
+    Conflict,
+    Expired,
+    InvalidInput,
+    LeaseLost,
+    NotFound,
+    Replayed,
+    RunNotFound,
+)
+from signoff.service.common import Dependencies, enqueue
+from signoff.state import RunState, ToolCall, now_epoch
+from signoff.store.base import LoadedRun
+
+_ATTEMPTS = 4  # a decision races at most a few saves of the run it decides
+
+
+@dataclass
+class DecisionOutcome:
+    """A decision from outside the API: applied now (and whether the run resumes), or kept for later.
+
+    Attributes:
+        state: the run as the decision left it (as it was, when kept for later).
+        call: the decided call.
+        resumed: the run was queued to resume (every call decided).
+        deferred: the run was executing; the decision is kept and applied once it is free.
+        verdict: what the decision does (``approve`` / ``reject``).
+    """
+
+    state: RunState
+    call: ToolCall
+    resumed: bool
+    deferred: bool = False
+    verdict: str = ""
+
+
+def decide(
+    deps: Dependencies,
+    decision: decisions.Decision,
+    decider: decisions.Decider,
+    *,
+    run_id: str,
+    agent_id: str | None = None,
+    loaded: LoadedRun | None = None,
+) -> DecisionOutcome:
+    """Record one decision from outside; queue the resume once all of the run's calls are decided.
+
+    The delivery id is looked up with the run (a replay is refused) and recorded in the same write
+    as the decision. ``loaded``: the run, when the caller has just loaded it (an approval link's
+    lookup brings it along).
+
+    Raises:
+        RunNotFound, NotFound, Replayed, AlreadyDecided, Expired, DigestStale, DecisionRefused,
+        InvalidInput: as the refusal table says; nothing changes.
+    """
+    for _ in range(_ATTEMPTS):
+        if loaded is None:
+            loaded = deps.store.load(run_id, delivery_id=decider.delivery_id)
+        if loaded is None or (agent_id and loaded.state.agent_id != agent_id):
+            raise RunNotFound(run_id)
+        if loaded.delivery_seen:
+            raise Replayed("this delivery was already received")
+        state = loaded.state
+        agent = deps.catalog.get(state.agent_id)
+        try:
+            plans = decisions.check(state, agent, [decision], decider, now=now_epoch())
+        except decisions.DecisionRefused as refused:
+            deps.store.append_events(state.run_id, [decisions.refusal_event(refused, decider)])
+            raise
+        plan = plans[0]
+        verdict = "approve" if plan.lets_it_run else "reject"
+        if loaded.busy:
+            if deps.store.defer(state.run_id, [_kept(decision, decider, plan)], delivery=decider.delivery_id):
+                return DecisionOutcome(state, plan.call, False, deferred=True, verdict=verdict)
+            loaded = None  # the run became free meanwhile: decide on it as it is now
+            continue
+        audit = decisions.apply(plans, decider, now=now_epoch())
+        try:
+            waiting = deps.store.save(state, lease_seconds=0, events=audit, delivery=decider.delivery_id)
+        except LeaseLost:
+            loaded = None  # moved on meanwhile (claimed, decided, expired): check again
+            continue
+        if waiting:
+            from signoff.service.common import apply_deferred
+
+            apply_deferred(deps, state, waiting, agent=agent)
+        resumed = not state.pending_tools
+        if resumed:
+            enqueue(deps, state)
+        return DecisionOutcome(state, plan.call, resumed, verdict=verdict)
+    raise Conflict("the run kept changing while this decision was made; try again")
+
+
+def _kept(decision: decisions.Decision, decider: decisions.Decider, plan: decisions.Plan) -> dict:
+    """A decision kept on a busy run, bound to the arguments it was checked against."""
+    return {
+        "id": uuid.uuid4().hex,
+        "tool_call_id": decision.tool_call_id,
+        "confirmed": plan.lets_it_run,
+        "note": decision.note,
+        "args_digest": plan.call.args_digest,
+        "decider": decider.document(),
+        "received_at": now_epoch(),
+    }
+
+
+@dataclass
+class ApprovalView:
+    """What an approval link shows: the call, the decision the link makes, and whether it still can."""
+
+    state: RunState
+    call: ToolCall
+    decision: str
+    expires_at: int
+    usable: bool
+    reason: str | None
+    loaded: LoadedRun
+
+
+def approval_by_token(deps: Dependencies, token: str, *, delivery_id: str | None = None) -> ApprovalView:
+    """Look an approval link up, with its run, in one query. Unknown tokens are 404; used or
+    expired ones say so. ``delivery_id``: also tell whether that webhook delivery was seen."""
+    found = deps.store.load_by_token(hash_token(token), delivery_id=delivery_id)
+    if found is None:
+        raise NotFound("This approval link is not valid")
+    row, loaded = found
+    call = loaded.state.tool(row["tool_call_id"])
+    if call is None:
+        raise NotFound("This approval link is not valid")
+    reason = None
+    if row["used_at"] is not None or not call.pending:
+        reason = "already_used"
+    elif row["expires_at"] <= time.time():
+        reason = "expired"
+    return ApprovalView(
+        loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason, loaded
+    )
+
+
+def decide_by_token(
+    deps: Dependencies,
+    token: str,
+    *,
+    decider: decisions.Decider,
+    note: str | None = None,
+    approve: bool | None = None,
+) -> DecisionOutcome:
+    """Apply the one decision an approval token carries. Single-use: a second use is 409.
+
+    ``approve``: the decision the sender asked for (a webhook naming a token); it must be the
+    token's own.
+    """
+    view = approval_by_token(deps, token, delivery_id=decider.delivery_id)
+    if view.loaded.delivery_seen:  # before "already used": a replay is told it is one
+        raise Replayed("this delivery was already received")
+    if view.reason == "already_used":
+        raise AlreadyDecided(
+            f"This approval {'link' if decider.channel == 'link' else 'token'} was already used"
+        )
+    if view.reason == "expired":
+        raise Expired(f"This approval {'link' if decider.channel == 'link' else 'token'} has expired")
+    if approve is not None and view.decision != ("approve" if approve else "reject"):
+        raise InvalidInput(f"this token can only {view.decision}")
+    decision = decisions.Decision(view.call.tool_call_id, view.decision == "approve", note)
+    return decide(deps, decision, decider, run_id=view.state.run_id, loaded=view.loaded)
+
+
+def receive_webhook(
+    deps: Dependencies, body: bytes, signature: str, *, secret: str, meta: dict | None = None
+) -> DecisionOutcome:
+    """A signed decision from another system: verify, refuse replays, then decide."""
+    from signoff.approvals import parse_webhook_body, verify_signature
+    from signoff.errors import NotConfigured
+
+    if not secret:
+        raise NotConfigured("webhook approvals are not configured (no webhook secret)")
+    verify_signature(secret, signature, body)
+    return _decide_external(deps, parse_webhook_body(body), channel="webhook", meta=meta)
+
+
+def receive_slack(
+    deps: Dependencies,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    *,
+    signing_secret: str,
+    meta: dict | None = None,
+) -> tuple[DecisionOutcome, str | None]:
+    """A Slack button press: verify Slack's signature, then decide. Returns the response_url too."""
+    from signoff.approvals import parse_slack_payload, verify_slack
+    from signoff.errors import NotConfigured
+
+    if not signing_secret:
+        raise NotConfigured("Slack approvals are not configured (no signing secret)")
+    verify_slack(signing_secret, timestamp, signature, body)
+    external, response_url = parse_slack_payload(body)
+    return _decide_external(deps, external, channel="slack", meta=meta, reply_to=response_url), response_url
+
+
+def receive_queue_decision(deps: Dependencies, message: dict, *, meta: dict | None = None) -> DecisionOutcome:
+    """A decision sent on the resume queue by a system allowed to send to it (IAM is its signature)."""
+    from signoff.approvals import parse_queue_decision
+
+    return _decide_external(deps, parse_queue_decision(message), channel="queue", meta=meta)
+
+
+def _decide_external(
+    deps: Dependencies, external, *, channel: str, meta: dict | None, reply_to: str | None = None
+) -> DecisionOutcome:
+    """A decision from a signed channel: the channel vouches for the approver it names."""
+    from signoff.identity import Principal
+
+    decider = decisions.Decider(
+        Principal(external.approver, external.approver_groups),
+        external.approver,
+        channel,
+        vouched=True,
+        delivery_id=external.delivery_id,
+        meta=dict(meta or {}),
+        reply_to=reply_to,
+    )
+    if external.token:
+        return decide_by_token(
+            deps, external.token, decider=decider, note=external.note, approve=external.approve
+        )
+    decision = decisions.Decision(
+        external.tool_call_id or "", external.approve, external.note, shown_digest=external.args_digest
+    )
+    return decide(deps, decision, decider, run_id=external.run_id or "")
