@@ -264,7 +264,9 @@ def test_link_pages_escape_what_they_show(api, aws):
     assert "&lt;script&gt;" in page.text
 
 
-def _slack(api, run, *, action="approve", secret=SLACK_SECRET, timestamp=None, response_url=None):
+def _slack(
+    api, run, *, action="approve", secret=SLACK_SECRET, timestamp=None, response_url=None, call_index=0
+):
     payload = {
         "type": "block_actions",
         "user": {"id": "U123", "username": "dana"},
@@ -276,7 +278,7 @@ def _slack(api, run, *, action="approve", secret=SLACK_SECRET, timestamp=None, r
                 "action_ts": f"{time.time():.6f}",
                 "type": "button",
                 "value": json.dumps(
-                    {"run_id": run["run_id"], "tool_call_id": run["tools"][0]["tool_call_id"]}
+                    {"run_id": run["run_id"], "tool_call_id": run["tools"][call_index]["tool_call_id"]}
                 ),
             }
         ],

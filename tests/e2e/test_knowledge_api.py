@@ -244,8 +244,8 @@ def test_writers_policy_guards_changes_but_not_reads(api, monkeypatch):
     from tests.conftest import _reset_runtime
 
     _reset_runtime()
-    reader = {"sub": "rita", "cognito:groups": "[readers]"}
-    editor = {"sub": "ed", "cognito:groups": "[editors]"}
+    reader = {"sub": "rita", "cognito:groups": ["readers"]}
+    editor = {"sub": "ed", "cognito:groups": ["editors"]}
 
     refused = api.call(
         "POST", DOCUMENTS, {"kb": "handbook"}, fields={"text": SHIPPING}, form="json", claims=reader

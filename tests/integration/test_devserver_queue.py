@@ -225,7 +225,9 @@ def test_the_upkeep_runs_the_scheduled_function_on_its_timer(db, model, monkeypa
     finally:
         dev.stop()
     assert len(results) >= 2
-    assert results[0] == {"ExpireApprovalsFunction": {"expired": [], "dead": [], "requeued": []}}
+    assert results[0] == {
+        "ExpireApprovalsFunction": {"expired": [], "dead": [], "kept_decisions_applied": [], "requeued": []}
+    }
 
 
 def test_the_local_queue_redelivers_failed_messages_and_dead_letters_them_after_five_receives():

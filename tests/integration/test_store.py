@@ -14,6 +14,7 @@ import pytest
 from catalog import AGENTS
 from signoff.agent import AgentCatalog
 from signoff.config import Settings
+from signoff.decisions import Decision
 from signoff.errors import LeaseLost, NotFound
 from signoff.models.base import Deadline, ModelResponse, ToolCallRequest
 from signoff.service import ContinueInput, Dependencies, StartInput, continue_run, start_run
@@ -171,7 +172,7 @@ def test_pause_saved_by_one_store_is_continued_by_another(db: str):
             deps_for(second_store, model),
             "data_manager",
             started.run_id,
-            ContinueInput("sess-1", [{"tool_call_id": "call_delete_1", "confirmed": True}]),
+            ContinueInput("sess-1", [Decision("call_delete_1", confirmed=True)]),
             principal=None,
             deadline=Deadline.unlimited(),
         ).state
@@ -307,7 +308,7 @@ def test_save_writes_tool_call_rows_and_audit_events(db: str, store: PostgresRun
         deps,
         "data_manager",
         run.run_id,
-        ContinueInput("s1", [{"tool_call_id": "call_delete_1", "confirmed": True}], user_id="alice"),
+        ContinueInput("s1", [Decision("call_delete_1", confirmed=True)], user_id="alice"),
         principal=None,
         deadline=Deadline.unlimited(),
     )
@@ -465,7 +466,7 @@ def test_snapshot_of_a_paused_run_still_loads_and_continues(db: str, store: Post
         deps_for(store, model),
         "data_manager",
         state.run_id,
-        ContinueInput(state.session_id, [{"tool_call_id": pending.tool_call_id, "confirmed": True}]),
+        ContinueInput(state.session_id, [Decision(pending.tool_call_id, confirmed=True)]),
         principal=None,
         deadline=Deadline.unlimited(),
     ).state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from catalog.data_manager import data_manager, delete_records
 from signoff import Agent, tool
 
@@ -57,6 +59,9 @@ class SimulatedCrash(BaseException):
 
 
 CRASH_IN: set[str] = set()
+# Called while a tool of that name runs (another request arriving mid-execution, from the same
+# process as Lambda would see it from another container).
+WHILE_RUNNING: dict[str, Callable[[], None]] = {}
 
 
 @tool(requires_confirmation=True)
@@ -67,6 +72,8 @@ def transfer(amount: int) -> str:
         amount: Amount in cents
     """
     EXECUTIONS.append(("transfer", {"amount": amount}))
+    if "transfer" in WHILE_RUNNING:
+        WHILE_RUNNING.pop("transfer")()
     if "transfer" in CRASH_IN:
         CRASH_IN.discard("transfer")
         raise SimulatedCrash("died while transferring")
@@ -87,11 +94,22 @@ def set_flag(name: str) -> str:
     return f"Flag {name} set"
 
 
+@tool(requires_confirmation=True, approval_ttl_seconds=2)
+def purge_cache(region: str) -> str:
+    """Purge a CDN cache; its approval lapses after two seconds.
+
+    Args:
+        region: The region
+    """
+    EXECUTIONS.append(("purge_cache", {"region": region}))
+    return f"Purged {region}"
+
+
 ops = Agent(
     id="ops",
     name="Ops",
     instructions=["You run operations"],
-    tools=[lookup_user, book_room, charge_card, explode, delete_records, transfer, set_flag],
+    tools=[lookup_user, book_room, charge_card, explode, delete_records, transfer, set_flag, purge_cache],
 )
 
 AGENTS = [data_manager, ops]
@@ -189,3 +207,23 @@ support = Agent(
     knowledge="handbook",
 )
 AGENTS.append(support)
+
+
+@tool(requires_confirmation=True)
+def archive_report(name: str) -> str:
+    """Archive a report; names no approvers, so its run's owner decides.
+
+    Args:
+        name: Report name
+    """
+    EXECUTIONS.append(("archive_report", {"name": name}))
+    return f"Archived {name}"
+
+
+mixed = Agent(
+    id="mixed",
+    name="Mixed",
+    instructions=["You wire money and archive reports"],
+    tools=[wire_money, archive_report],
+)
+AGENTS.append(mixed)

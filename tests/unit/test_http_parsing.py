@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 import pytest
 
 from signoff import http
+from signoff.decisions import Decision
 from signoff.errors import InvalidFields, InvalidInput, TooLarge
 from signoff.local.apigw import http_api_event
+from tests.support.api import bearer_token
 
 MAX = 64 * 1024
 BOUNDARY = "------------------------d74496d66958873e"
@@ -330,15 +332,15 @@ def test_continue_input_reads_the_seed_payload():
     # When parsed
     request = http.continue_input(event, MAX)
 
-    # Then the tools array and session come through
-    assert request.tools == tools
+    # Then the tools array comes through as typed decisions, with the session
+    assert request.tools == [Decision("call_1", confirmed=True)]
     assert request.session_id == "s1"
     assert request.stream is False
 
 
 def test_continue_input_accepts_tools_as_a_json_array_in_a_json_body():
     event = json_event({"tools": [{"tool_call_id": "c"}], "session_id": "s1"})
-    assert http.continue_input(event, MAX).tools == [{"tool_call_id": "c"}]
+    assert http.continue_input(event, MAX).tools == [Decision("c")]
 
 
 def test_continue_input_without_tools_leaves_them_unset():
@@ -386,20 +388,58 @@ def test_continue_input_bad_boolean_is_a_422():
 # --- principal ------------------------------------------------------------------------------------
 
 
-def test_principal_from_jwt_claims_with_groups_as_api_gateway_stringifies_them():
-    # Given claims as API Gateway hands them over: arrays become "[a b]"
-    event = http_api_event(
-        "GET", "/x", authorizer_claims={"sub": "user-1", "cognito:groups": ["admins", "ops"]}
-    )
+def test_principal_groups_come_exactly_from_the_forwarded_bearer_token():
+    # Given claims as API Gateway hands them over (arrays become "[a b]") with the verified token
+    claims = {"sub": "user-1", "cognito:groups": ["admins", "ops"]}
+    headers = {"authorization": f"Bearer {bearer_token(claims)}"}
+    event = http_api_event("GET", "/x", headers=headers, authorizer_claims=claims)
     assert event["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] == "[admins ops]"
 
     # When the caller is read
     caller = http.principal(event)
 
-    # Then subject and groups are recovered
+    # Then subject and groups are the token's own list
     assert caller is not None
     assert caller.user_id == "user-1"
     assert caller.groups == ("admins", "ops")
+
+
+@pytest.mark.parametrize("group", ["not finance", "finance team", "finance,audit", "[finance]"])
+def test_a_group_name_holding_spaces_commas_or_brackets_is_one_group(group):
+    # Given a token whose one group merely contains the word "finance"
+    claims = {"sub": "eve", "cognito:groups": [group]}
+    headers = {"authorization": f"Bearer {bearer_token(claims)}"}
+    event = http_api_event("GET", "/x", headers=headers, authorizer_claims=claims)
+
+    # When the caller is read, then the group is that exact name, never "finance"
+    caller = http.principal(event)
+    assert caller is not None and caller.groups == (group,)
+    assert not caller.matches(("finance",))
+
+
+def test_flattened_groups_without_the_token_grant_nothing():
+    # Given API Gateway's flattened "[not finance]" and no bearer token to read the list from
+    event = http_api_event("GET", "/x", authorizer_claims={"sub": "eve", "cognito:groups": ["not", "x"]})
+
+    # When the caller is read, then the groups are unknown and match nothing
+    caller = http.principal(event)
+    assert caller is not None and caller.groups is None
+    assert not caller.matches(("not",))
+
+
+def test_a_bearer_token_of_another_subject_is_not_read_for_groups():
+    # Given verified claims for eve but an Authorization header naming someone else's groups
+    forged = bearer_token({"sub": "mallory", "cognito:groups": ["finance"]})
+    event = http_api_event(
+        "GET",
+        "/x",
+        headers={"authorization": f"Bearer {forged}"},
+        authorizer_claims={"sub": "eve", "cognito:groups": ["a", "b"]},
+    )
+
+    # When the caller is read, then nothing of the other token is taken
+    caller = http.principal(event)
+    assert caller is not None and caller.groups is None
 
 
 def test_principal_with_groups_as_a_real_list():
