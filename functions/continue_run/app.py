@@ -4,19 +4,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from signoff import http, service, snapstart
+from signoff.config import get_settings
 from signoff.observability import logger, metrics, record_decisions, record_outcome, tracer
 from signoff.runtime import dependencies
 
 snapstart.install(calls_model=True)  # under SnapStart only: prime openai, register the restore hooks
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
-
-
-def _principal() -> service.Principal | None:
-    settings = dependencies().settings
-    return http.principal(
-        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
-    )
 
 
 @app.post("/agents/<agent_id>/runs/<run_id>/continue")
@@ -30,7 +24,7 @@ def continue_run(agent_id: str, run_id: str) -> Response:
         agent_id,
         run_id,
         request,
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
         deadline=http.deadline(app.lambda_context, settings.api_timeout_ms, settings.deadline_margin_ms),
     )
     record_decisions(result.state, {d.tool_call_id for d in request.tools or []})
@@ -50,7 +44,7 @@ def cancel_run(agent_id: str, run_id: str) -> Response:
         run_id,
         session_id=fields.get("session_id") or query.get("session_id"),
         user_id=fields.get("user_id") or query.get("user_id"),
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
         meta=http.request_meta(event),
     )
     record_outcome(result.state)

@@ -5,19 +5,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from signoff import http, knowledge, runtime
-from signoff.authz import Principal
 from signoff.config import get_settings
 from signoff.observability import logger, metrics, tracer
 
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
-
-
-def _principal() -> Principal | None:
-    settings = get_settings()
-    return http.principal(
-        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
-    )
 
 
 @app.post("/knowledge/<kb>/documents")
@@ -29,7 +21,7 @@ def add_document(kb: str) -> Response:
         runtime.get_embedder(),
         kb,
         http.document_input(event, settings.knowledge_max_bytes),
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
         writers=settings.knowledge_writers,
         queue=runtime.get_queue(),  # looked up per call: `make dev` swaps in its local queue
         queue_above=settings.knowledge_queue_chunks,
@@ -53,7 +45,7 @@ def delete_document(kb: str, document_id: str) -> Response:
         runtime.get_knowledge_store(),
         kb,
         document_id,
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
         writers=get_settings().knowledge_writers,
     )
     return http.json_response({"kb": kb, "document_id": document_id, "deleted": True})

@@ -4,18 +4,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from signoff import http, service
+from signoff.config import get_settings
 from signoff.observability import logger, metrics, tracer
 from signoff.runtime import dependencies
 
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
-
-
-def _principal() -> service.Principal | None:
-    settings = dependencies().settings
-    return http.principal(
-        app.current_event.raw_event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt"
-    )
 
 
 def _query() -> dict[str, str]:
@@ -29,7 +23,7 @@ def get_run(agent_id: str, run_id: str) -> Response:
         agent_id,
         run_id,
         session_id=_query().get("session_id"),
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
     )
     return http.json_response(http.run_object(state))
 
@@ -37,7 +31,11 @@ def get_run(agent_id: str, run_id: str) -> Response:
 @app.get("/agents/<agent_id>/runs/<run_id>/events")
 def run_events(agent_id: str, run_id: str) -> Response:
     events = service.run_events(
-        dependencies(), agent_id, run_id, session_id=_query().get("session_id"), principal=_principal()
+        dependencies(),
+        agent_id,
+        run_id,
+        session_id=_query().get("session_id"),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
     )
     return http.json_response({"run_id": run_id, "events": events})
 
@@ -51,7 +49,7 @@ def list_runs(agent_id: str) -> Response:
         session_id=query.get("session_id"),
         user_id=query.get("user_id"),
         status=http.run_status(query.get("status")),
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
     )
     return http.json_response([http.run_object(state) for state in runs])
 
@@ -66,7 +64,7 @@ def list_sessions() -> Response:
         agent_id=query.get("component_id") or query.get("agent_id"),
         page=page,
         limit=limit,
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
     )
     return http.json_response(http.session_page(result, page, limit))
 
@@ -77,7 +75,7 @@ def session_runs(session_id: str) -> Response:
         dependencies(),
         session_id,
         user_id=_query().get("user_id"),
-        principal=_principal(),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
     )
     return http.json_response([http.run_object(state) for state in runs])
 

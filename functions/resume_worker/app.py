@@ -62,8 +62,8 @@ def ingest_document(message: dict) -> None:
 
 def _deadline() -> Deadline:
     settings = get_settings()
-    remaining = getattr(_context, "get_remaining_time_in_millis", None)
-    return Deadline(remaining or (lambda: settings.api_timeout_ms), settings.deadline_margin_ms)
+    cap = None if hasattr(_context, "get_remaining_time_in_millis") else settings.api_timeout_ms
+    return Deadline.for_invocation(_context, settings.deadline_margin_ms, cap_ms=cap)
 
 
 @logger.inject_lambda_context(clear_state=True)

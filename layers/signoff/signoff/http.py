@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -127,36 +127,54 @@ def _parse_body(event: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _DISPOSITION_NAME = re.compile(r'\bname="([^"]*)"', re.IGNORECASE)
 _DISPOSITION_FILE = re.compile(r"\bfilename\*?=", re.IGNORECASE)
+_DISPOSITION_FILENAME = re.compile(r'\bfilename="([^"]*)"', re.IGNORECASE)
 
 
-def _parse_multipart(data: bytes, content_type: str) -> dict[str, Any]:
+def _multipart_parts(data: bytes, content_type: str) -> Iterator[tuple[str | None, str | None, str, bytes]]:
+    """Each part of a multipart body: (field name, file name or None, part content type, bytes)."""
     match = _BOUNDARY.search(content_type)
     if not match:
         raise InvalidInput("multipart body without a boundary")
     delimiter = b"--" + match.group(1).encode()
     if delimiter + b"--" not in data:
         raise InvalidInput("multipart body is truncated (no closing boundary)")
-    fields: dict[str, Any] = {}
     for part in data.split(delimiter)[1:]:
         if part.startswith(b"--"):
             break
         head, sep, value = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
         if not sep:
             continue
-        headers = head.decode("utf-8", "replace")
-        disposition = next(
-            (line for line in headers.split("\r\n") if line.lower().startswith("content-disposition")), ""
-        )
-        name = _DISPOSITION_NAME.search(disposition)
-        if not name or _DISPOSITION_FILE.search(disposition):
-            continue
         if value.endswith(b"\r\n"):
             value = value[:-2]
-        try:
-            fields[name.group(1)] = value.decode()
-        except UnicodeDecodeError:
-            raise InvalidInput(f"form field {name.group(1)} is not valid UTF-8") from None
-    return fields
+        headers = head.decode("utf-8", "replace").split("\r\n")
+        disposition = next((h for h in headers if h.lower().startswith("content-disposition")), "")
+        part_type = next(
+            (h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("content-type")), ""
+        )
+        name = _DISPOSITION_NAME.search(disposition)
+        filename = _DISPOSITION_FILENAME.search(disposition)
+        is_file = filename is not None or _DISPOSITION_FILE.search(disposition) is not None
+        yield (
+            name.group(1) if name else None,
+            (filename.group(1) if filename else "") if is_file else None,
+            part_type.split(";")[0].lower(),
+            value,
+        )
+
+
+def _field_text(name: str, value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput(f"form field {name} is not valid UTF-8") from None
+
+
+def _parse_multipart(data: bytes, content_type: str) -> dict[str, Any]:
+    return {
+        name: _field_text(name, value)
+        for name, filename, _, value in _multipart_parts(data, content_type)
+        if name is not None and filename is None
+    }
 
 
 def _error(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
@@ -339,16 +357,12 @@ def _token_claim(event: Mapping[str, Any], claims: Mapping[str, Any], claim: str
 
 def deadline(context: Any, api_timeout_ms: int, margin_ms: int) -> Deadline:
     """The invocation's deadline: the Lambda timeout, capped by API Gateway's."""
-    import time
+    return Deadline.for_invocation(context, margin_ms, cap_ms=api_timeout_ms)
 
-    started = time.monotonic()
 
-    def remaining() -> int:
-        api_left = api_timeout_ms - int((time.monotonic() - started) * 1000)
-        lambda_left = context.get_remaining_time_in_millis() if context is not None else api_left
-        return min(api_left, lambda_left)
-
-    return Deadline(remaining, margin_ms)
+def caller(event: Mapping[str, Any], settings: Any) -> Principal | None:
+    """The verified caller of an API route, as the settings read it (groups claim, auth mode)."""
+    return principal(event, settings.jwt_groups_claim, required=settings.auth_mode == "jwt")
 
 
 def request_meta(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -701,36 +715,14 @@ def _multipart_with_file(
     data: bytes, content_type: str
 ) -> tuple[dict[str, Any], tuple[str, str, bytes] | None]:
     """The text fields of a multipart body and its first file part (name, content type, bytes)."""
-    match = _BOUNDARY.search(content_type)
-    if not match:
-        raise InvalidInput("multipart body without a boundary")
-    delimiter = b"--" + match.group(1).encode()
     fields: dict[str, Any] = {}
     upload: tuple[str, str, bytes] | None = None
-    for part in data.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, value = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if value.endswith(b"\r\n"):
-            value = value[:-2]
-        headers = head.decode("utf-8", "replace").split("\r\n")
-        disposition = next((h for h in headers if h.lower().startswith("content-disposition")), "")
-        part_type = next(
-            (h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("content-type")), ""
-        )
-        name = _DISPOSITION_NAME.search(disposition)
-        filename = re.search(r'\bfilename="([^"]*)"', disposition, re.IGNORECASE)
-        if filename or _DISPOSITION_FILE.search(disposition):
+    for name, filename, part_type, value in _multipart_parts(data, content_type):
+        if filename is not None:
             if upload is None:
-                upload = (filename.group(1) if filename else "", part_type.split(";")[0].lower(), value)
-            continue
-        if name:
-            try:
-                fields[name.group(1)] = value.decode()
-            except UnicodeDecodeError:
-                raise InvalidInput(f"form field {name.group(1)} is not valid UTF-8") from None
+                upload = (filename, part_type, value)
+        elif name is not None:
+            fields[name] = _field_text(name, value)
     return fields, upload
 
 

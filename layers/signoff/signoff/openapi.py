@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from signoff.state import PUBLIC_TOOL_KEYS
+from signoff.state import PUBLIC_TOOL_KEYS, RunStatus
 
 _FORM = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
 
@@ -252,9 +252,7 @@ def document() -> dict[str, Any]:
                         "agent_id": {"type": "string"},
                         "session_id": {"type": "string"},
                         "content": {},
-                        "status": {
-                            "enum": ["PENDING", "RUNNING", "PAUSED", "COMPLETED", "ERROR", "CANCELLED"]
-                        },
+                        "status": {"enum": [str(status) for status in RunStatus]},
                         "tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},
                         "requirements": {"type": "array"},
                     },

@@ -60,6 +60,31 @@ class Deadline:
     def unlimited(cls) -> Deadline:
         return cls(lambda: 10**9, 0)
 
+    @classmethod
+    def within(cls, budget_ms: int, margin_ms: int = 0) -> Deadline:
+        """``budget_ms`` from now."""
+        import time
+
+        started = time.monotonic()
+        return cls(lambda: budget_ms - int((time.monotonic() - started) * 1000), margin_ms)
+
+    @classmethod
+    def for_invocation(cls, context: Any, margin_ms: int, *, cap_ms: int | None = None) -> Deadline:
+        """A Lambda invocation's time left (its context), capped by ``cap_ms`` from now (API Gateway's
+        integration timeout); without a context, the cap alone."""
+        import time
+
+        started = time.monotonic()
+        lambda_left = getattr(context, "get_remaining_time_in_millis", None)
+
+        def remaining() -> int:
+            left = [lambda_left()] if lambda_left is not None else []
+            if cap_ms is not None:
+                left.append(cap_ms - int((time.monotonic() - started) * 1000))
+            return min(left) if left else 10**9
+
+        return cls(remaining, margin_ms)
+
     def remaining_ms(self) -> int:
         return self._remaining_ms()
 
