@@ -336,7 +336,7 @@ def slack_block_actions() -> dict:
     """The ``block_actions`` payload Slack posts when someone presses a message's Approve button.
 
     Returns:
-        The payload (the button's ``value`` is what ``signoff.notify.slack_message`` put there).
+        The payload (the button's ``value`` is what ``signoff.channels.slack.slack_message`` put there).
     """
     return {
         "type": "block_actions",

@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from signoff import knowledge, service, snapstart
+from signoff.channels import queue as queue_channel
 from signoff.config import get_settings
 from signoff.errors import SignoffError, StoreUnavailable
 from signoff.models.base import Deadline
@@ -42,7 +43,7 @@ def decide_from_queue(message: dict) -> None:
     """A decision sent on the queue: applied, kept for a busy run, or refused for good (logged; a
     redelivery of a refused decision would be refused again, so it is not retried)."""
     try:
-        outcome = service.receive_queue_decision(dependencies(), message)
+        outcome = service.decide_received(dependencies(), queue_channel.receive_message(message))
     except StoreUnavailable:
         raise  # a partial batch failure: SQS redelivers it
     except SignoffError as exc:

@@ -275,7 +275,8 @@ def test_the_local_queue_redelivers_failed_messages_and_dead_letters_them_after_
 
 
 def test_make_invoke_signs_the_sample_approval_events_over_their_final_body():
-    from signoff.approvals import verify_signature, verify_slack
+    from signoff.approvals import verify_signature
+    from signoff.channels.slack import verify_slack
     from signoff.local.apigw import event_body_bytes
     from signoff.local.invoke import placeholder_values, prepare_event
 

@@ -7,10 +7,10 @@ import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from signoff import wire
 from signoff.decisions import decisions_from_form
 from signoff.errors import (
     AlreadyDecided,
@@ -394,41 +394,7 @@ def accepted(state: RunState) -> Response:
     return _json(202, {"run_id": state.run_id, "session_id": state.session_id, "status": "PENDING"})
 
 
-def run_object(state: RunState) -> dict[str, Any]:
-    """A run as CONTRACT.md shapes it."""
-    pending = state.pending_tools
-    return {
-        "run_id": state.run_id,
-        "agent_id": state.agent_id,
-        "agent_name": state.agent_name,
-        "session_id": state.session_id,
-        "user_id": state.user_id,
-        "content": state.content,
-        "content_type": "str",
-        "model": state.model,
-        "model_provider": state.model_provider,
-        "created_at": state.created_at,
-        "updated_at": state.updated_at,
-        "status": state.status,
-        "metrics": {
-            "input_tokens": state.metrics.input_tokens,
-            "output_tokens": state.metrics.output_tokens,
-            "total_tokens": state.metrics.total_tokens,
-            "duration": state.metrics.duration,
-        },
-        "messages": state.messages,
-        "tools": [t.public() for t in state.tools],
-        "requirements": [
-            {
-                "id": t.tool_call_id,
-                "created_at": datetime.fromtimestamp(t.created_at, UTC).isoformat(),
-                "tool_execution": t.public(),
-            }
-            for t in pending
-        ],
-        "input": {"input_content": state.input_content},
-        "references": state.references,
-    }
+run_object = wire.run_object
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -606,56 +572,6 @@ def html_response(html: str, status: int = 200) -> Response:
     return Response(
         status_code=status, content_type="text/html; charset=utf-8", body=html, headers=dict(_HTML_HEADERS)
     )
-
-
-DEFERRED_DETAIL = (
-    "The run is executing right now; this decision is kept and applied, checked again, as soon as "
-    "the run is free."
-)
-
-
-def decision_object(outcome: Any) -> dict[str, Any]:
-    """What a webhook caller learns: the decision recorded and whether the run resumes now."""
-    call = outcome.call
-    body = {
-        "run_id": outcome.state.run_id,
-        "tool_call_id": call.tool_call_id,
-        "tool_name": call.tool_name,
-        "decision": "approved" if outcome.verdict == "approve" else "rejected",
-        "decided_by": call.decided_by,
-        "run_status": outcome.state.status,
-        "pending": [t.tool_call_id for t in outcome.state.pending_tools],
-        "resumed": outcome.resumed,
-        "deferred": outcome.deferred,
-    }
-    if outcome.deferred:
-        body["decided_by"] = None
-        body["detail"] = DEFERRED_DETAIL
-    return body
-
-
-def decision_response(outcome: Any) -> Response:
-    """200 with the decision applied, or 202 when it was kept for a run that is executing."""
-    return _json(202 if outcome.deferred else 200, decision_object(outcome))
-
-
-def slack_decision_message(outcome: Any) -> dict[str, Any]:
-    """The message that replaces the buttons once someone decided (or once the decision was kept)."""
-    call = outcome.call
-    verb = "approved" if outcome.verdict == "approve" else "rejected"
-    icon = ":white_check_mark:" if verb == "approved" else ":no_entry_sign:"
-    text = f"{icon} `{call.tool_name}` {verb} by {call.decided_by}"
-    if outcome.deferred:
-        icon = ":hourglass_flowing_sand:"
-        text = (
-            f"{icon} `{call.tool_name}`: your decision ({verb}) is kept; the run is executing right "
-            "now, and it is applied as soon as the run is free"
-        )
-    return {
-        "replace_original": True,
-        "text": text,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-    }
 
 
 # ---------------------------------------------------------------------------- knowledge

@@ -5,7 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from signoff.state import PUBLIC_TOOL_KEYS, RunStatus
+from signoff.state import RunStatus
+from signoff.wire import RUN_KEYS, TOOL_KEYS
+
+# What the schema says of some run keys (the keys themselves come from signoff.wire).
+_RUN_KEY_SCHEMAS: dict[str, Any] = {
+    "run_id": {"type": "string"},
+    "agent_id": {"type": "string"},
+    "session_id": {"type": "string"},
+    "status": {"enum": [str(status) for status in RunStatus]},
+    "tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},
+    "requirements": {"type": "array"},
+}
 
 _FORM = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
 
@@ -103,7 +114,7 @@ def document() -> dict[str, Any]:
             "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}}}
         },
     }
-    tool_props = {key: {} for key in PUBLIC_TOOL_KEYS}
+    tool_props = {key: {} for key in TOOL_KEYS}
     detail = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
     return {
         "openapi": "3.1.0",
@@ -244,18 +255,11 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "Tool": {"type": "object", "properties": tool_props, "required": list(PUBLIC_TOOL_KEYS)},
+                "Tool": {"type": "object", "properties": tool_props, "required": list(TOOL_KEYS)},
                 "Run": {
                     "type": "object",
-                    "properties": {
-                        "run_id": {"type": "string"},
-                        "agent_id": {"type": "string"},
-                        "session_id": {"type": "string"},
-                        "content": {},
-                        "status": {"enum": [str(status) for status in RunStatus]},
-                        "tools": {"type": "array", "items": {"$ref": "#/components/schemas/Tool"}},
-                        "requirements": {"type": "array"},
-                    },
+                    "properties": {key: _RUN_KEY_SCHEMAS.get(key, {}) for key in RUN_KEYS},
+                    "required": list(RUN_KEYS),
                 },
             },
             "responses": {

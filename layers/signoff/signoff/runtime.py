@@ -101,18 +101,19 @@ def get_queue() -> ResumeQueue | None:
 
 @lru_cache(maxsize=1)
 def get_notifier() -> Notifier | None:
-    """The pause notifier, or ``None`` when no channel is configured."""
-    settings = get_settings()
-    if not (settings.event_bus or settings.notify_url or settings.slack_webhook_url):
-        return None
+    """The pause notifier over every configured channel, or ``None`` when none is configured."""
+    from signoff import channels
     from signoff.notify import Notifier
 
-    return Notifier(
-        event_bus=settings.event_bus,
-        webhook_url=settings.notify_url,
-        webhook_secret=lambda: webhook_secret(settings),
-        slack_webhook_url=settings.slack_webhook_url,
-    )
+    announcers = channels.announcers(get_settings(), channel_secret)
+    return Notifier(announcers) if announcers else None
+
+
+def channel_secret(name: str) -> str:
+    """A channel's secret by name (``webhook``, ``slack``): the environment, else Secrets Manager."""
+    getters = {"webhook": webhook_secret, "slack": slack_signing_secret}
+    getter = getters.get(name)
+    return getter() if getter else ""
 
 
 @lru_cache(maxsize=1)
@@ -231,6 +232,6 @@ def dependencies() -> Dependencies:
 
 
 def _tell_decider(reply_to: str, message: dict) -> bool:
-    from signoff.notify import update_slack_message
+    from signoff.channels.slack import tell
 
-    return update_slack_message(reply_to, message)
+    return tell(reply_to, message)

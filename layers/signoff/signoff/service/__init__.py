@@ -17,9 +17,7 @@ from signoff.service.deciding import (
     approval_by_token,
     decide,
     decide_by_token,
-    receive_queue_decision,
-    receive_slack,
-    receive_webhook,
+    decide_received,
 )
 from signoff.service.reads import get_run, list_runs, list_sessions, run_events, session_runs
 from signoff.service.runs import cancel_run, continue_run, resume_run, start_run
@@ -47,13 +45,11 @@ __all__ = [
     "continue_run",
     "decide",
     "decide_by_token",
+    "decide_received",
     "expire_pauses",
     "get_run",
     "list_runs",
     "list_sessions",
-    "receive_queue_decision",
-    "receive_slack",
-    "receive_webhook",
     "renotify",
     "requeue_stranded",
     "resume_run",

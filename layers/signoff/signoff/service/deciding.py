@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from signoff import decisions
 from signoff.approvals import hash_token
+from signoff.channels import Received
 from signoff.errors import (
     AlreadyDecided,
     Conflict,
@@ -180,66 +181,14 @@ def decide_by_token(
     return decide(deps, decision, decider, run_id=view.state.run_id, loaded=view.loaded)
 
 
-def receive_webhook(
-    deps: Dependencies, body: bytes, signature: str, *, secret: str, meta: dict | None = None
-) -> DecisionOutcome:
-    """A signed decision from another system: verify, refuse replays, then decide."""
-    from signoff.approvals import parse_webhook_body, verify_signature
-    from signoff.errors import NotConfigured
-
-    if not secret:
-        raise NotConfigured("webhook approvals are not configured (no webhook secret)")
-    verify_signature(secret, signature, body)
-    return _decide_external(deps, parse_webhook_body(body), channel="webhook", meta=meta)
-
-
-def receive_slack(
-    deps: Dependencies,
-    body: bytes,
-    timestamp: str,
-    signature: str,
-    *,
-    signing_secret: str,
-    meta: dict | None = None,
-) -> tuple[DecisionOutcome, str | None]:
-    """A Slack button press: verify Slack's signature, then decide. Returns the response_url too."""
-    from signoff.approvals import parse_slack_payload, verify_slack
-    from signoff.errors import NotConfigured
-
-    if not signing_secret:
-        raise NotConfigured("Slack approvals are not configured (no signing secret)")
-    verify_slack(signing_secret, timestamp, signature, body)
-    external, response_url = parse_slack_payload(body)
-    return _decide_external(deps, external, channel="slack", meta=meta, reply_to=response_url), response_url
-
-
-def receive_queue_decision(deps: Dependencies, message: dict, *, meta: dict | None = None) -> DecisionOutcome:
-    """A decision sent on the resume queue by a system allowed to send to it (IAM is its signature)."""
-    from signoff.approvals import parse_queue_decision
-
-    return _decide_external(deps, parse_queue_decision(message), channel="queue", meta=meta)
-
-
-def _decide_external(
-    deps: Dependencies, external, *, channel: str, meta: dict | None, reply_to: str | None = None
-) -> DecisionOutcome:
-    """A decision from a signed channel: the channel vouches for the approver it names."""
-    from signoff.identity import Principal
-
-    decider = decisions.Decider(
-        Principal(external.approver, external.approver_groups),
-        external.approver,
-        channel,
-        vouched=True,
-        delivery_id=external.delivery_id,
-        meta=dict(meta or {}),
-        reply_to=reply_to,
-    )
-    if external.token:
+def decide_received(deps: Dependencies, received: Received) -> DecisionOutcome:
+    """Decide what a channel received and verified: by approval token, or by run and call."""
+    if received.token:
         return decide_by_token(
-            deps, external.token, decider=decider, note=external.note, approve=external.approve
+            deps,
+            received.token,
+            decider=received.decider,
+            note=received.decision.note,
+            approve=received.decision.confirmed,
         )
-    decision = decisions.Decision(
-        external.tool_call_id or "", external.approve, external.note, shown_digest=external.args_digest
-    )
-    return decide(deps, decision, decider, run_id=external.run_id or "")
+    return decide(deps, received.decision, received.decider, run_id=received.run_id or "")
