@@ -265,7 +265,16 @@ def test_link_pages_escape_what_they_show(api, aws):
 
 
 def _slack(
-    api, run, *, action="approve", secret=SLACK_SECRET, timestamp=None, response_url=None, call_index=0
+    api,
+    run,
+    *,
+    action="approve",
+    secret=SLACK_SECRET,
+    timestamp=None,
+    response_url=None,
+    call_index=0,
+    digest=None,
+    action_ts=None,
 ):
     payload = {
         "type": "block_actions",
@@ -275,10 +284,14 @@ def _slack(
         "actions": [
             {
                 "action_id": action,
-                "action_ts": f"{time.time():.6f}",
+                "action_ts": action_ts or f"{time.time():.6f}",
                 "type": "button",
                 "value": json.dumps(
-                    {"run_id": run["run_id"], "tool_call_id": run["tools"][call_index]["tool_call_id"]}
+                    {
+                        "run_id": run["run_id"],
+                        "tool_call_id": run["tools"][call_index]["tool_call_id"],
+                        **({"args_digest": digest} if digest else {}),
+                    }
                 ),
             }
         ],
