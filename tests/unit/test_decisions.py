@@ -281,3 +281,26 @@ def test_the_continue_form_is_typed_at_the_edge():
         decisions_from_form([{"tool_call_id": "c1"}, {"tool_call_id": "c1"}])
     with pytest.raises(InvalidInput):
         decisions_from_form([{"tool_call_id": "c1", "confirmed": "maybe"}])
+
+
+def test_an_approver_may_approve_with_changed_arguments_and_both_digests_are_kept():
+    call = _call("archive", {"name": "x"}, Requirement.CONFIRMATION)
+    proposed = call.args_digest
+    call.approve_with_changes(Stamp("dave", "api", NOW), {"name": "y"}, "renamed")
+    assert call.state == CallState.APPROVED and call.tool_args == {"name": "y"}
+    assert call.proposed_digest == proposed
+    assert call.args_digest == call.decision_digest == args_digest("archive", {"name": "y"})
+
+
+def test_answers_to_the_agents_questions_are_the_calls_result():
+    call = _call("archive", {"name": "x"}, Requirement.USER_INPUT)
+    answers = [{"question": "Which?", "selected_options": ["A"]}]
+    call.answer_questions(Stamp("alice", "api", NOW), answers)
+    assert call.state == CallState.SUCCEEDED and '"selected_options"' in call.result
+
+
+def test_a_document_of_schema_v1_without_the_new_field_still_loads():
+    call = _call("archive", {"name": "x"}, Requirement.CONFIRMATION)
+    document = call.document()
+    del document["proposed_digest"]
+    assert ToolCall.from_document(document).proposed_digest is None

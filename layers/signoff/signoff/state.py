@@ -287,6 +287,8 @@ class ToolCall:
     decided_at: int | None = None
     decision_channel: str | None = None
     decision_digest: str | None = None
+    # The digest of the arguments the model proposed, when an approver changed them.
+    proposed_digest: str | None = None
     # Epoch seconds after which an undecided call expires (fail closed).
     expires_at: int | None = None
     # What the model is told about this call, once it is resolved.
@@ -366,6 +368,22 @@ class ToolCall:
         self.answered, self.requires_user_input = True, False
         if self.requires_confirmation:
             self.confirmed, self.requires_confirmation = True, False
+
+    def approve_with_changes(self, stamp: Stamp, args: dict[str, Any], note: str | None = None) -> None:
+        """An approver lets the call run with edited arguments; the digest moves with them, and the
+        one the model proposed stays in ``proposed_digest`` for the audit trail."""
+        self._decide(CallState.APPROVED, stamp)
+        self.proposed_digest = self.args_digest
+        self.tool_args = args
+        self.args_digest = self.decision_digest = args_digest(self.tool_name, args)
+        self.confirmed, self.requires_confirmation, self.confirmation_note = True, False, note
+
+    def answer_questions(self, stamp: Stamp, answers: list[dict[str, Any]]) -> None:
+        """The human answered the agent's questions (``ask_user``): the answers are the call's result."""
+        self._decide(CallState.SUCCEEDED, stamp)
+        self.user_feedback_schema = answers
+        self.result = self.model_message = json.dumps(answers, ensure_ascii=False)
+        self.answered, self.tool_call_error = True, False
 
     def supply_result(self, stamp: Stamp, result: str) -> None:
         """The client ran the call itself (external execution) and sent its result."""
