@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from signoff import knowledge, service, snapstart
 from signoff.channels import queue as queue_channel
 from signoff.config import get_settings
-from signoff.errors import SignoffError, StoreUnavailable
+from signoff.errors import NotAllowed, SignoffError, StoreUnavailable
 from signoff.models.base import Deadline
 from signoff.observability import logger, metrics, record_decision, record_outcome, tracer
 from signoff.runtime import dependencies, get_embedder, get_knowledge_store
@@ -40,14 +40,24 @@ def handle_message(record: SQSRecord) -> None:
 
 
 def decide_from_queue(message: dict) -> None:
-    """A decision sent on the queue: applied, kept for a busy run, or refused for good (logged; a
-    redelivery of a refused decision would be refused again, so it is not retried)."""
+    """A decision sent on the queue: applied, kept for a busy run, or refused for good (written to the
+    run's audit log; a redelivery would be refused again, so it is not retried)."""
+    deps = dependencies()
     try:
-        outcome = service.decide_received(dependencies(), queue_channel.receive_message(message))
+        received = queue_channel.receive_message(message)
+    except SignoffError as exc:
+        logger.warning("queue decision dropped: not a decision", extra={"reason": str(exc.detail)[:300]})
+        return
+    try:
+        outcome = service.decide_received(deps, received)
     except StoreUnavailable:
         raise  # a partial batch failure: SQS redelivers it
+    except NotAllowed as exc:
+        logger.warning("queue decision refused", extra={"reason": str(exc.detail)[:300]})
+        return  # recorded by the decision itself
     except SignoffError as exc:
         logger.warning("queue decision refused", extra={"reason": str(exc.detail)[:300]})
+        service.record_refusal(deps, received, str(exc.detail))
         return
     record_decision(outcome.call, "queue", deferred=outcome.deferred)
 

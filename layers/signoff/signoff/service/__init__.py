@@ -18,6 +18,7 @@ from signoff.service.deciding import (
     decide,
     decide_by_token,
     decide_received,
+    record_refusal,
 )
 from signoff.service.reads import get_run, list_runs, list_sessions, run_events, session_runs
 from signoff.service.runs import cancel_run, continue_run, resume_run, start_run
@@ -50,6 +51,7 @@ __all__ = [
     "get_run",
     "list_runs",
     "list_sessions",
+    "record_refusal",
     "renotify",
     "requeue_stranded",
     "resume_run",

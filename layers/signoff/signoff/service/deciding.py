@@ -26,7 +26,7 @@ from signoff.errors import (
 )
 from signoff.service.common import Dependencies, enqueue
 from signoff.state import RunState, ToolCall, now_epoch
-from signoff.store.base import LoadedRun
+from signoff.store.base import LoadedRun, RunEvent
 
 _ATTEMPTS = 4  # a decision races at most a few saves of the run it decides
 
@@ -192,3 +192,17 @@ def decide_received(deps: Dependencies, received: Received) -> DecisionOutcome:
             approve=received.decision.confirmed,
         )
     return decide(deps, received.decision, received.decider, run_id=received.run_id or "")
+
+
+def record_refusal(deps: Dependencies, received: Received, reason: str) -> None:
+    """Write a refused decision that has no one to answer (a queue message) to the run's audit log,
+    so that its sender can see why; a decider without the right is recorded by ``decide`` itself."""
+    if not received.run_id:
+        return
+    if deps.store.load(received.run_id) is None:
+        return
+    decider = received.decider
+    detail = {"tool_call_id": received.decision.tool_call_id, "reason": reason[:500], **decider.meta}
+    deps.store.append_events(
+        received.run_id, [RunEvent("decision_refused", decider.actor, decider.channel, detail)]
+    )
