@@ -393,8 +393,8 @@ class Bench:
 
     # ---------------------------------------------------------------- environment
     def start_services(self) -> None:
-        from signoff.local.postgres import start_postgres
-        from signoff.local.standin import StandinModel
+        from signoff_dev.postgres import start_postgres
+        from signoff_dev.standin import StandinModel
 
         self.postgres, self.database_url = start_postgres(self.work / "pgdata")
         self.model = StandinModel(latency_s=0.0)
@@ -405,7 +405,7 @@ class Bench:
         get_settings.cache_clear()  # the migrations read the settings before the URL was set
 
     def stop_services(self) -> None:
-        from signoff.local.postgres import stop_postgres
+        from signoff_dev.postgres import stop_postgres
 
         self.model.stop()
         stop_postgres(self.postgres)
@@ -500,7 +500,6 @@ class Bench:
                     (runtime / candidate.name).symlink_to(candidate)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(self.root / "layers" / "signoff" / "signoff", opt / "signoff", ignore=ignore)
-        shutil.rmtree(opt / "signoff" / "local", ignore_errors=True)  # dev-only, never shipped
         shutil.copytree(self.root / "layers" / "agents" / "catalog", opt / "catalog", ignore=ignore)
         compiled = self.work / "opt-pyc" / "python"
         shutil.copytree(opt, compiled, symlinks=True)
@@ -530,7 +529,7 @@ class Bench:
         return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
     def _http(self, method: str, route: str, params: dict[str, str], **kwargs) -> dict:
-        from signoff.local.apigw import http_api_event
+        from signoff_dev.apigw import http_api_event
 
         headers = {"user-agent": "curl/8.5.0", "accept": "*/*", **kwargs.pop("headers", {})}
         return http_api_event(
@@ -612,7 +611,7 @@ class Bench:
         """A run paused on delete_records, made by the in-process StartRunFunction."""
         import contextlib
 
-        from signoff.local.handlers import invoke
+        from signoff_dev.handlers import invoke
 
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # its logs and metrics
             response = invoke("StartRunFunction", self.start_event(), template=self.root / "template.yaml")
@@ -960,7 +959,7 @@ class Bench:
                 "files": files,
                 "pyc": pyc,
                 "botocore": (artifact / "python" / "botocore").exists(),
-                "local": (artifact / "python" / "signoff" / "local").exists(),
+                "dev": (artifact / "python" / "signoff_dev").exists(),
             }
         self.results["sizes"] = sizes
         if not self.args.build_dir:
@@ -1075,13 +1074,13 @@ class Bench:
                 "Built artifacts (sam build, arm64), unzipped"
                 + (f"; the build took {r['sam_build_s']} s" if "sam_build_s" in r else ""),
                 "",
-                "| artifact | MiB | files | .pyc | botocore | signoff/local |",
+                "| artifact | MiB | files | .pyc | botocore | signoff_dev |",
                 "|---|---|---|---|---|---|",
             ]
             for name, s in r["sizes"].items():
                 lines.append(
                     f"| {name} | {s['bytes'] / 2**20:.1f} | {s['files']} | {s['pyc']} "
-                    f"| {'yes' if s['botocore'] else 'no'} | {'yes' if s['local'] else 'no'} |"
+                    f"| {'yes' if s['botocore'] else 'no'} | {'yes' if s['dev'] else 'no'} |"
                 )
             lines.append(f"| **total** | **{total / 2**20:.1f}** | | | | |")
         return "\n".join(lines)
@@ -1136,7 +1135,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.runs, args.flows, args.counted) < 1 or args.warmup < 0:
         parser.error("--runs, --flows and --counted must be positive")
 
-    for entry in (os.path.join(ROOT, "layers", "agents"), os.path.join(ROOT, "layers", "signoff")):
+    for entry in (
+        os.path.join(ROOT, "devtools"),
+        os.path.join(ROOT, "layers", "agents"),
+        os.path.join(ROOT, "layers", "signoff"),
+    ):
         sys.path.insert(0, entry)
     import logging
     import warnings

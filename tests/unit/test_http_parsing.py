@@ -10,7 +10,7 @@ import pytest
 
 from signoff import http
 from signoff.errors import InvalidFields, InvalidInput, TooLarge
-from signoff.local.apigw import http_api_event
+from signoff_dev.apigw import http_api_event
 
 MAX = 64 * 1024
 BOUNDARY = "------------------------d74496d66958873e"

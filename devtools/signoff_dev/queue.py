@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.local.apigw import ACCOUNT_ID, REGION
+from signoff_dev.apigw import ACCOUNT_ID, REGION
 
-logger = logging.getLogger("signoff.local.queue")
+logger = logging.getLogger("signoff_dev.queue")
 
 QUEUE_NAME = "signoff-local-ResumeQueue"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{QUEUE_NAME}"

@@ -1,10 +1,10 @@
 """`make dev`: the HTTP API on loopback, each request turned into the API Gateway v2 event AWS would send.
 
 Around the routes, the dev server plays the parts of AWS that a paused run needs without an account:
-a local resume queue (``signoff.local.queue``) that hands background runs, decided pauses and deadline
+a local resume queue (``signoff_dev.queue``) that hands background runs, decided pauses and deadline
 hand-offs to ResumeWorkerFunction; the upkeep schedule (ExpireApprovalsFunction every
-``--upkeep-seconds``); a pause notifier that prints approval links (``signoff.local.notifier``); and,
-with ``SIGNOFF_AUTH=jwt``, API Gateway's JWT authorizer (``signoff.local.jwt``).
+``--upkeep-seconds``); a pause notifier that prints approval links (``signoff_dev.notifier``); and,
+with ``SIGNOFF_AUTH=jwt``, API Gateway's JWT authorizer (``signoff_dev.jwt``).
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from signoff.local import jwt
-from signoff.local.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
-from signoff.local.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
-from signoff.local.env import EnvGate, Overlay, function_overlays, reset_runtime_caches
-from signoff.local.handlers import invoke
-from signoff.local.notifier import CHANNEL_VARIABLES, LocalNotifier
-from signoff.local.queue import LocalQueue, install_runtime_services
-from signoff.local.standin import StandinModel
-from signoff.local.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
+from signoff_dev import jwt
+from signoff_dev.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
+from signoff_dev.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
+from signoff_dev.env import EnvGate, Overlay, function_overlays, reset_runtime_caches
+from signoff_dev.handlers import invoke
+from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
+from signoff_dev.queue import LocalQueue, install_runtime_services
+from signoff_dev.standin import StandinModel
+from signoff_dev.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
 
-logger = logging.getLogger("signoff.local.devserver")
+logger = logging.getLogger("signoff_dev.devserver")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_TIMEOUT_MS = 29_000
@@ -51,7 +51,7 @@ AUTH_MODES = ("none", "jwt")
 _BANNER = """
 ************************************************************************
 ***  STAND-IN MODEL - this is NOT a real language model.
-***  Answers come from signoff.local.standin, a deterministic fake of
+***  Answers come from signoff_dev.standin, a deterministic fake of
 ***  the OpenAI API for demos and tests, listening on {url}
 ***  For a real model set OPENAI_API_KEY (or OPENAI_BASE_URL) and restart.
 ************************************************************************
@@ -81,7 +81,7 @@ class LocalBackends:
     ``SIGNOFF_SLACK_SIGNING_SECRET=dev-slack-signing-secret``). ``stop()`` restores the environment.
 
     The template's variables are not put into this process's environment: each function's differ, so
-    they are applied per invocation (``overlays``, see ``signoff.local.env``).
+    they are applied per invocation (``overlays``, see ``signoff_dev.env``).
 
     Attributes:
         database_url: the libpq URL in use, once started.
@@ -120,7 +120,7 @@ class LocalBackends:
     def start(self) -> None:
         """Start what is needed; set ``SIGNOFF_DATABASE_URL``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``."""
         if self.database_url is None:
-            from signoff.local.postgres import start_postgres
+            from signoff_dev.postgres import start_postgres
 
             self._postgres, self.database_url = start_postgres(dev_data_dir(self.repo_root))
         self._setenv("SIGNOFF_DATABASE_URL", self.database_url)
@@ -158,7 +158,7 @@ class LocalBackends:
             self.standin.stop()
             self.standin = None
         if self._postgres is not None:
-            from signoff.local.postgres import stop_postgres
+            from signoff_dev.postgres import stop_postgres
 
             stop_postgres(self._postgres)
             self._postgres = None
@@ -369,7 +369,7 @@ class DevServer:
         timeout_ms: the Lambda context's deadline per request (API Gateway's 29 s by default).
         max_body_bytes: larger request bodies get 413.
         auth: ``"none"`` (no token needed; loopback only) or ``"jwt"`` (API Gateway's JWT authorizer on
-            the routes the template gives one, with local HS256 tokens: see ``signoff.local.jwt``).
+            the routes the template gives one, with local HS256 tokens: see ``signoff_dev.jwt``).
         jwt_secret: the secret local tokens are signed with.
         queue: the local resume queue, once started (None when the template has no SQS consumer).
         notifier: the local pause notifier, once started (None when a real channel is configured).
@@ -413,7 +413,7 @@ class DevServer:
                 time (the handlers share one process, hence one cached connection). Applies to
                 ``containers=1``; the local queue's and the upkeep's invocations take their turn too.
             containers: how many warm "Lambda containers" serve requests. 1 calls the handlers in this
-                process. N > 1 starts N worker processes (see ``signoff.local.containers``), each
+                process. N > 1 starts N worker processes (see ``signoff_dev.containers``), each
                 handling one event at a time, so that concurrent requests really run concurrently, as
                 on Lambda; a request waits for a free container. A handler that dies in its container
                 answers 502 and the container is replaced by a fresh process.
@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m signoff.local.devserver", description=__doc__.split("\n")[0]
+        prog="python -m signoff_dev.devserver", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 7777))

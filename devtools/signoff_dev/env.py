@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Collection, Iterator, Mapping, MutableMapping
 
-from signoff.local.template import Template
+from signoff_dev.template import Template
 
 # Never from the template locally: see the module docstring.
 DENIED = frozenset(
@@ -89,7 +89,7 @@ def reset_runtime_caches(*, keep_store: bool = True) -> None:
             with contextlib.suppress(Exception):
                 get_store().close()
     for name, module in list(sys.modules.items()):
-        if not name.startswith("signoff.") or name.startswith("signoff.local") or module is None:
+        if not name.startswith("signoff.") or name.startswith("signoff_dev") or module is None:
             continue
         for attr, value in list(vars(module).items()):
             if keep_store and name == "signoff.runtime" and attr == "get_store":
