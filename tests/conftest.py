@@ -86,22 +86,9 @@ def runtime_env(db: str, model, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def _reset_runtime() -> None:
-    from signoff import config, runtime
+    from signoff import runtime
 
-    if runtime.get_store.cache_info().currsize:
-        runtime.get_store().close()
-    for cached in (
-        config.get_settings,
-        runtime.get_store,
-        runtime.get_catalog,
-        runtime.dependencies,
-        runtime._model,
-        runtime.get_queue,
-        runtime.get_notifier,
-        runtime.get_knowledge_store,
-        runtime.get_embedder,
-    ):
-        cached.cache_clear()
+    runtime.reset(keep_store=False, keep_provided=False)
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ keep their module-level state (settings, the database connection) between events
 event at a time. A caller takes a free container for each request, blocking until one is free.
 
 Each event carries its function's environment overlay (see ``signoff_dev.env``), applied in the
-container before the handler runs. With ``services``, each container installs relays for the resume
-queue and the pause notifier (``signoff_dev.queue``): what a handler sends travels back over the
-container's pipe while the invocation runs, to the pool's ``on_event`` (the dev server's local queue
-and notifier).
+container before the handler runs. With ``services``, each container hands its runtime relays for the
+resume queue and the pause notifier (``signoff_dev.queue``, through ``signoff.runtime.provide``): what
+a handler sends travels back over the container's pipe while the invocation runs, to the pool's
+``on_event`` (the dev server's local queue and notifier).
 
 When a handler lets any ``BaseException`` escape (a test's simulated crash included), the container
 reports the crash and exits, and the pool starts a fresh process in its place, as Lambda does; the
@@ -91,9 +91,10 @@ def _serve(
             if not installed:
                 installed = True
                 if services and any(services.values()):
-                    from signoff_dev.queue import RelayNotifier, RelayQueue, install_runtime_services
+                    from signoff import runtime
+                    from signoff_dev.queue import RelayNotifier, RelayQueue
 
-                    install_runtime_services(
+                    runtime.provide(
                         queue=RelayQueue(emit) if services.get("queue") else None,
                         notifier=RelayNotifier(emit) if services.get("notifier") else None,
                     )

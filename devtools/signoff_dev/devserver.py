@@ -25,13 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from signoff import runtime
 from signoff_dev import jwt
 from signoff_dev.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
 from signoff_dev.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
-from signoff_dev.env import EnvGate, Overlay, function_overlays, reset_runtime_caches
+from signoff_dev.env import EnvGate, Overlay, function_overlays
 from signoff_dev.handlers import invoke
 from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
-from signoff_dev.queue import LocalQueue, install_runtime_services
+from signoff_dev.queue import LocalQueue
 from signoff_dev.standin import StandinModel
 from signoff_dev.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
 
@@ -145,7 +146,7 @@ class LocalBackends:
         self.explicit = frozenset(os.environ)
         if self._template is not None:
             self.overlays = function_overlays(self._template, self.explicit)
-        reset_runtime_caches(keep_store=False)
+        runtime.reset(keep_store=False)
 
     @property
     def managed(self) -> list[str]:
@@ -171,7 +172,7 @@ class LocalBackends:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
-        reset_runtime_caches(keep_store=False)
+        runtime.reset(keep_store=False)
 
 
 def lambda_result_to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -451,7 +452,7 @@ class DevServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._env_gate = EnvGate()
-        self._uninstall: Any = None
+        self._provided = False  # this process's runtime has the local queue and notifier
         self._stopping = threading.Event()
         self._upkeep_thread: threading.Thread | None = None
 
@@ -505,7 +506,8 @@ class DevServer:
                 )
                 self.pool.start()
             else:
-                self._uninstall = install_runtime_services(queue=self.queue, notifier=self.notifier)
+                runtime.provide(queue=self.queue, notifier=self.notifier)
+                self._provided = True
             server = _Server((self.host, self.port), _Handler)
         except BaseException:
             self._stop_services()
@@ -560,9 +562,9 @@ class DevServer:
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.stop()
-        if self._uninstall is not None:
-            self._uninstall()
-            self._uninstall = None
+        if self._provided:
+            runtime.reset(keep_provided=False)
+            self._provided = False
         if self.backends is not None:
             self._env_gate.restore(self.backends.managed)
 

@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from signoff import runtime
 from signoff_dev.apigw import FakeLambdaContext, event_body_bytes
 from signoff_dev.devserver import (
     DEV_SLACK_SIGNING_SECRET,
@@ -39,7 +40,6 @@ from signoff_dev.devserver import (
 )
 from signoff_dev.handlers import get_function, invoke
 from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
-from signoff_dev.queue import install_runtime_services
 from signoff_dev.template import TEMPLATE_NAME, find_repo_root, load_template
 
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9_]*)__")
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             backends._setenv(name, value)  # this function's template environment (restored by stop)
     queue = PrintingQueue()
     notifier = None if any(os.environ.get(name) for name in CHANNEL_VARIABLES) else LocalNotifier()
-    uninstall = install_runtime_services(queue=queue, notifier=notifier)
+    runtime.provide(queue=queue, notifier=notifier)
     timeout_ms = (function.timeout_s or 29) * 1000
     context = FakeLambdaContext(args.function, timeout_ms=timeout_ms, memory_mb=function.memory_mb or 256)
     outcome: dict[str, Any] = {}
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if worker.is_alive():
             print(f"Task timed out after {timeout_ms / 1000:.2f} seconds", file=sys.stderr)
-        uninstall()
+        runtime.reset(keep_provided=False)
         backends.stop()
     if worker.is_alive():
         return 1

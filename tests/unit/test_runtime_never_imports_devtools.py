@@ -72,6 +72,8 @@ for app in sorted(Path(sys.argv[1]).glob("*/app.py")):
     spec.loader.exec_module(module)
     sys.path.remove(str(app.parent))
     names.append(app.parent.name)
+from signoff import runtime
+runtime.build_dependencies(runtime.get_settings())
 print(json.dumps({"imported": names, "dev": sorted(m for m in sys.modules if m.startswith("signoff_dev"))}))
 """
 
@@ -91,7 +93,8 @@ def test_every_shipped_module_imports_without_the_dev_tooling(tmp_path):
         SIGNOFF_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
     )
 
-    # When every module of the library, the agents and every function's handler are imported
+    # When every module of the library, the agents and every function's handler are imported, and the
+    # runtime composes its dependencies
     done = subprocess.run(
         [sys.executable, "-c", _IMPORT_EVERYTHING, str(ROOT / "functions")],
         capture_output=True,
