@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from signoff.store.postgres import PostgresRunStore
 
 ModelFactory = Callable[[str], "Model"]
-"""Builds the chat model of an agent's model string (``"openai:gpt-4o-mini"``, ``"gpt-4o-mini"``)."""
+"""Builds the chat model of an agent's model string (``"openai:gpt-4o-mini"``, ``"gpt-4o-mini"``).
+
+The real one goes through the provider registry (``signoff.models.registry``), one model per string."""
 
 KnowledgeSearch = Callable[[str, str, int, dict], "list[KnowledgeHit]"]
 """``search(kb, query, limit, filters)``: the search behind agents' ``search_knowledge_base`` tool."""
@@ -162,19 +164,16 @@ def _new_embedder(settings: Settings) -> OpenAIEmbeddings:
 
 
 def _new_model(model: str, settings: Settings) -> Model:
-    from signoff.models.openai_chat import OpenAIChat
+    from signoff.models.registry import REGISTRY
 
-    return OpenAIChat(
-        model,
-        api_key=openai_api_key(settings),
-        base_url=settings.openai_base_url or None,
-        timeout_s=settings.model_timeout_s,
-        max_retries=settings.model_max_retries,
-    )
+    return REGISTRY.build(model, settings, lambda name: configured_secret(name, settings))
 
 
 def default_model_factory(settings: Settings) -> ModelFactory:
     """The real models of ``settings``: one chat model per model string, built on first use.
+
+    The model string's provider prefix picks the provider (``signoff.models.registry``); a bare id
+    is OpenAI's.
 
     Args:
         settings: where the provider's endpoint, key, timeouts and retries come from.
