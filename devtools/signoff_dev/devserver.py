@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -175,6 +178,56 @@ class LocalBackends:
         runtime.reset(keep_store=False)
 
 
+class BodyRefused(Exception):
+    """A request body the server will not read or take, and the status that says why.
+
+    Args:
+        status: 400 (malformed length or chunk), 413 (over the limit), 501 (unsupported coding).
+        message: the ``message`` of the JSON answer.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILERS = 64
+# Query parameters and path parameters whose values are credentials: never written to the log.
+_SECRET_NAME = re.compile(r"token|secret|signature|password|key|code|sig", re.IGNORECASE)
+
+
+def loggable_path(path: str, query: str = "", params: dict[str, str] | None = None) -> str:
+    """The request path for the access log, with credentials left out.
+
+    Approval links carry their token in the path (``/approvals/{token}``): a path parameter or a query
+    parameter whose name says it is a credential (token, secret, signature, key, ...) is logged as
+    ``<name>``.
+
+    Args:
+        path: the raw path.
+        query: the raw query string.
+        params: the matched route's path parameters.
+
+    Returns:
+        What the log may show.
+    """
+    segments = path.split("/")
+    hidden = {value for name, value in (params or {}).items() if value and _SECRET_NAME.search(name)}
+    names = {value: name for name, value in (params or {}).items()}
+    logged = "/".join(f"<{names[s]}>" if s in hidden else s for s in segments)
+    if not query:
+        return logged
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        pairs.append(f"{name}=<{name}>" if equals and value and _SECRET_NAME.search(name) else pair)
+    return f"{logged}?{'&'.join(pairs)}"
+
+
 def lambda_result_to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     """Turn a handler's return value into an HTTP response, as an HTTP API (payload format 2.0) does.
 
@@ -210,36 +263,52 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug(format, *args)
 
     def _write(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.send_response(status)
+        """Send the whole response (status line, headers and body) in one write.
+
+        Written in pieces, a kept-alive client's delayed ACK and Nagle's algorithm hold the body back
+        until the client's ACK timer fires (about 40 ms on Linux) on every request.
+        """
+        self.log_request(status)
+        phrase = self.responses.get(status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {status} {phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+        ]
         names = {name.lower() for name, _ in headers}
         for name, value in headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
+                lines.append(f"{name}: {value}")
         if "content-type" not in names and body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+            lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
-    def _read_body(self, limit: int) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > limit:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
+    def _read_body(self, limit: int) -> bytes:
+        """The request body, at most ``limit`` bytes, framed by ``Content-Length`` or chunked.
+
+        Raises:
+            BodyRefused: a malformed or ambiguous length (400, the body is not read), a transfer
+                coding other than chunked (501), or a body over ``limit`` however it is declared (413).
+        """
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings:
+            if lengths:  # two framings: which one a proxy used is anyone's guess (request smuggling)
+                raise BodyRefused(400, "Content-Length and Transfer-Encoding must not both be sent")
+            codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+            if codings != ["chunked"]:
+                raise BodyRefused(501, "only the chunked transfer coding is supported")
+            return self._read_chunked(limit)
+        declared = {v.strip() for value in lengths for v in value.split(",")}
+        if not declared:
+            return b""
+        if len(declared) != 1 or not _DIGITS.fullmatch(next(iter(declared))):
+            raise BodyRefused(400, "Content-Length must be one non-negative integer")
+        length = int(next(iter(declared)))
         if length > limit:
             if length <= 8 * limit:
                 remaining = length
@@ -248,22 +317,48 @@ class _Handler(BaseHTTPRequestHandler):
                     if not chunk:
                         break
                     remaining -= len(chunk)
-            return None
-        return self.rfile.read(length) if length else b""
+            raise BodyRefused(413, "Request Entity Too Large")
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BodyRefused(400, "the body ended before its Content-Length")
+        return body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+            size_text = line.split(b";", 1)[0].strip()
+            if len(line) > _MAX_CHUNK_LINE or not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+                raise BodyRefused(400, "malformed chunk size")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > limit:
+                raise BodyRefused(413, "Request Entity Too Large")
+            data = self.rfile.read(size)
+            if len(data) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BodyRefused(400, "malformed chunk")
+            chunks.append(data)
+        for _ in range(_MAX_TRAILERS):
+            if self.rfile.readline(_MAX_CHUNK_LINE + 1) in (b"\r\n", b"\n", b""):
+                return b"".join(chunks)
+        raise BodyRefused(400, "too many trailer fields")
 
     def _handle(self) -> None:
         app = self.server.app
         started = time.perf_counter()
         raw_path, _, query = self.path.partition("?")
+        logged_path = loggable_path(raw_path, query)
         status = 500
         try:
-            body = self._read_body(app.max_body_bytes)
-            if body is None:
-                self.close_connection = True
-                status = 413
-                self._write(
-                    413, [("content-type", "application/json")], b'{"message":"Request Entity Too Large"}'
-                )
+            try:
+                body = self._read_body(app.max_body_bytes)
+            except BodyRefused as refused:
+                self.close_connection = True  # where the next request starts is unknown
+                status = refused.status
+                message = json.dumps({"message": refused.message}).encode()
+                self._write(status, [("content-type", "application/json")], message)
                 return
             found = app.template.match(self.command, raw_path)
             if found is None:
@@ -271,6 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(404, [("content-type", "application/json")], b'{"message":"Not Found"}')
                 return
             route, params = found
+            logged_path = loggable_path(raw_path, query, params)
             claims: dict[str, Any] | None = None
             scopes: list[str] | None = None
             if app.auth == "jwt" and route.authorizer is not None:
@@ -313,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %d %.0fms", self.command, self.path, status, elapsed_ms)
+            logger.info("%s %s %d %.0fms", self.command, logged_path, status, elapsed_ms)
 
     def _forwarded_headers(self) -> list[tuple[str, str]]:
         """The request's headers with the ``x-forwarded-*`` ones API Gateway sets, as true locally:
@@ -357,6 +453,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128  # a burst of simultaneous requests must queue, not be refused
     app: DevServer
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection, with Nagle's algorithm off (responses are small and go out at once)."""
+        conn, address = super().get_request()
+        with contextlib.suppress(OSError):  # not TCP (never here; the option is an optimisation)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, address
 
 
 class DevServer:
@@ -766,6 +869,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def describe_secret(
+    name: str, dev_default: str, environ: dict[str, str] | None = None, *, value: str | None = None
+) -> str:
+    """How the start-up summary shows a secret: its value only when it is the built-in dev default.
+
+    A secret the developer chose (or one from Secrets Manager) is only said to be set: terminals are
+    shared, scrolled back and pasted into issues.
+
+    Args:
+        name: the variable, e.g. ``SIGNOFF_WEBHOOK_SECRET``.
+        dev_default: the value the dev server uses when none is set (safe to show: it is public).
+        environ: the environment (``os.environ``).
+        value: the value in use, when it does not come from ``environ[name]``.
+
+    Returns:
+        e.g. ``SIGNOFF_WEBHOOK_SECRET=dev-webhook-secret (the dev default)`` or
+        ``SIGNOFF_WEBHOOK_SECRET is set (value not shown)``.
+    """
+    env = os.environ if environ is None else environ
+    current = value if value is not None else env.get(name, "")
+    if current == dev_default:
+        return f"{name}={dev_default} (the dev default)"
+    if current:
+        return f"{name} is set (value not shown)"
+    if env.get(f"{name}_ARN"):
+        return f"{name} comes from {name}_ARN (value not shown)"
+    return f"{name} is not set"
+
+
 def _summary(server: DevServer, url: str) -> str:
     lines = [f"\nSignoff dev server on {url}  (database: {dev_data_dir(server.repo_root)})"]
     if server.containers > 1:
@@ -777,7 +909,8 @@ def _summary(server: DevServer, url: str) -> str:
     if jwt_mode:
         lines.append(
             'Auth: JWT. Routes marked [JWT] need  -H "Authorization: Bearer $(make -s token SUB=alice)"'
-            f"  (HS256, iss {jwt.ISSUER}, aud {jwt.AUDIENCE})"
+            f"  (HS256, iss {jwt.ISSUER}, aud {jwt.AUDIENCE}; "
+            f"{describe_secret(jwt.SECRET_ENV, jwt.DEFAULT_SECRET, value=server.jwt_secret)})"
         )
     else:
         lines.append("Auth: none (SIGNOFF_AUTH=jwt make dev to require tokens as API Gateway would)")
@@ -796,8 +929,10 @@ def _summary(server: DevServer, url: str) -> str:
             + ", ".join(name for name in CHANNEL_VARIABLES if os.environ.get(name))
             + ")"
         )
-    secret = os.environ.get("SIGNOFF_WEBHOOK_SECRET", "(from its ARN)")
-    lines.append(f"Signed webhooks (POST /approvals/webhook): SIGNOFF_WEBHOOK_SECRET={secret}")
+    webhook = describe_secret("SIGNOFF_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
+    lines.append(f"Signed webhooks (POST /approvals/webhook): {webhook}")
+    slack = describe_secret("SIGNOFF_SLACK_SIGNING_SECRET", DEV_SLACK_SIGNING_SECRET)
+    lines.append(f"Slack buttons (POST /approvals/slack): {slack}")
     lines.append("Ctrl-C to stop.\n")
     return "\n".join(lines)
 
