@@ -19,6 +19,8 @@ fresh Python process of its own, as a Lambda execution environment would.
 - **Database round trips**: counted by libpq's protocol trace on every connection (a round trip is
   one ReadyForQuery from the server; statements are Execute and Query messages; transactions are the
   round trips that leave the connection idle, i.e. commits, implicit ones included).
+- **make dev's server**: request latency on one kept-alive connection and on a fresh connection per
+  request, interleaved in the same run (a response written in pieces stalls kept-alive clients).
 - **Sizes**: a real ``sam build`` (arm64, as deployed) into a temporary folder; unzipped size = sum of
   the file sizes, as Lambda counts it against its 250 MB limit.
 
@@ -921,6 +923,58 @@ class Bench:
             )
         self.results["warm"] = warm
 
+    def http(self) -> None:
+        """`make dev`'s server, in this process: request latency on one kept-alive connection and on a
+        fresh connection per request, interleaved (GET of one run: ReadRunsFunction).
+
+        A response written in pieces on a socket with Nagle's algorithm on stalls a kept-alive client
+        until its delayed ACK (about 40 ms on Linux); a fresh connection does not show it.
+        """
+        import http.client
+
+        from signoff_dev.devserver import DevServer
+
+        n = min(self.args.flows, 200)
+        server = DevServer(
+            self.root,
+            port=0,
+            database_url=self.database_url,
+            model_base_url=self.model_url,
+            announce=False,
+            upkeep_seconds=0,
+        )
+        server.start()
+        try:
+            port = server._server.server_address[1]
+            body, content_type = self._multipart({"message": "Delete 50 old records from the users table"})
+            first = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            first.request("POST", "/agents/data_manager/runs", body, {"content-type": content_type})
+            run = json.loads(first.getresponse().read())
+            first.close()
+            path = f"/agents/data_manager/runs/{run['run_id']}"
+
+            def get(conn: http.client.HTTPConnection) -> float:
+                started = time.perf_counter()
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+                return (time.perf_counter() - started) * 1000
+
+            kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for _ in range(self.args.warmup):
+                get(kept)
+            kept_ms, fresh_ms = [], []
+            for _ in range(n):
+                kept_ms.append(get(kept))
+                fresh = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                fresh_ms.append(get(fresh))  # the connect is inside: what a client without keep-alive pays
+                fresh.close()
+            kept.close()
+        finally:
+            server.stop()
+        self.results["http"] = {"kept_alive_ms": kept_ms, "fresh_ms": fresh_ms}
+
     def sizes(self) -> None:
         import shutil
         import subprocess
@@ -1068,6 +1122,20 @@ class Bench:
                     f"| {db['round_trips']} | {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
                 )
             lines.append("")
+        if "http" in r:
+            kept, fresh = r["http"]["kept_alive_ms"], r["http"]["fresh_ms"]
+            lines += [
+                f"make dev's HTTP server (in-process, one warm handler), GET of one run, ms: {len(kept)} "
+                "requests on one kept-alive connection and as many on a fresh connection each, interleaved",
+                "",
+                "| connection | p50 | p95 | max |",
+                "|---|---|---|---|",
+                *(
+                    f"| {label} | {_median(v):.2f} | {_pct(v, 0.95):.2f} | {max(v):.2f} |"
+                    for label, v in (("kept alive", kept), ("fresh (connect included)", fresh))
+                ),
+                "",
+            ]
         if "sizes" in r:
             total = sum(s["bytes"] for s in r["sizes"].values())
             lines += [
@@ -1115,7 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-build", action="store_true", help="skip sam build and the sizes")
     parser.add_argument("--build-dir", help="measure this existing sam build output instead of building")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "sizes"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "http", "sizes"])
     parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
     parser.add_argument(
@@ -1172,6 +1240,9 @@ def main(argv: list[str] | None = None) -> int:
         if "warm" not in args.skip:
             print("  warm invocations…", flush=True)
             bench.warm()
+        if "http" not in args.skip:
+            print("  make dev's server: kept-alive and fresh connections…", flush=True)
+            bench.http()
         if "sizes" not in args.skip and not args.no_build:
             print("  sam build…", flush=True)
             bench.sizes()
