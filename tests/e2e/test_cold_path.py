@@ -51,7 +51,12 @@ def test_a_function_that_never_calls_the_model_imports_neither_openai_nor_pydant
         "SIGNOFF_AUTH_MODE": "none",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "layers" / "signoff"), str(ROOT / "layers" / "agents"), str(ROOT)]
+            [
+                str(ROOT / "layers" / "signoff"),
+                str(ROOT / "layers" / "agents"),
+                str(ROOT / "devtools"),  # the child's FakeLambdaContext
+                str(ROOT),
+            ]
         ),
     }
 
