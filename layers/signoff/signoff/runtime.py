@@ -260,7 +260,8 @@ def build_dependencies(
         catalog: the agents; the ``AGENTS`` of ``settings.agents_module`` when None.
         queue: the resume queue; SQS at ``settings.queue_url`` (or none, when unset) when None.
         notifier: the pause notifier; the channels the settings configure (or none) when None.
-        model_factory: builds an agent's chat model from its model string; OpenAI when None.
+        model_factory: builds an agent's chat model from its model string; the provider registry
+            (``default_model_factory``) when None.
         knowledge_search: the knowledge search; on the store's database when None.
 
     Returns:
