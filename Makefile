@@ -5,6 +5,9 @@ SAM_VENV ?= .venv-sam
 PY := $(VENV)/bin/python
 PORT ?= 7777
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The dev tooling (devtools/signoff_dev) is on the venv's path through scripts/setup.sh's .pth; this also
+# covers a venv set up before it moved there.
+DEV_PY := PYTHONPATH=$(CURDIR)/devtools$${PYTHONPATH:+:$$PYTHONPATH} $(PY)
 
 .PHONY: help setup test lint format check-template build requirements dev dev-reset invoke token bench bench-knowledge soak clean
 
@@ -39,29 +42,29 @@ build: ## sam build (no container; python3.12 from the project venv)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build
 
 dev: ## run the API locally on 127.0.0.1:$(PORT): embedded PostgreSQL + pgvector, stand-in model unless OPENAI_* is set
-	$(PY) -m signoff.local.devserver --port $(PORT)
+	$(DEV_PY) -m signoff_dev.devserver --port $(PORT)
 
 dev-reset: ## wipe the local dev database (paused runs included)
 	rm -rf .dev/pgdata
 
 invoke: ## call one function's handler in-process: make invoke FUNCTION=StartRunFunction EVENT=events/start_run.json
-	$(PY) -m signoff.local.invoke $(FUNCTION) $(EVENT)
+	$(DEV_PY) -m signoff_dev.invoke $(FUNCTION) $(EVENT)
 
 # SUB, not USER: the shell's USER would silently mint a token for the login name.
 SUB ?= alice
 GROUPS ?=
 TTL ?= 3600
 token: ## mint a local dev JWT for SIGNOFF_AUTH=jwt make dev: make -s token SUB=alice GROUPS=ops,admins [TTL=3600]
-	@$(PY) -m signoff.local.token --user "$(SUB)" --groups "$(GROUPS)" --ttl "$(TTL)"
+	@$(DEV_PY) -m signoff_dev.token --user "$(SUB)" --groups "$(GROUPS)" --ttl "$(TTL)"
 
 bench: ## print cold-start, warm-overhead, round-trip, memory and size figures (BENCH_ARGS="--runs 3 --no-build")
-	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(DEV_PY) scripts/bench.py $(BENCH_ARGS)
 
 bench-knowledge: ## knowledge search: ingestion throughput and search latency p50/p95 at 10k and 100k chunks (~5 min)
 	$(PY) scripts/bench_knowledge.py
 
 soak: ## thousands of flows with duplicate/concurrent continues, faults and crashes on 4 local containers; prints figures
-	$(PY) scripts/soak.py
+	$(DEV_PY) scripts/soak.py
 
 clean: ## remove build output and caches
 	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -19,6 +19,8 @@ fresh Python process of its own, as a Lambda execution environment would.
 - **Database round trips**: counted by libpq's protocol trace on every connection (a round trip is
   one ReadyForQuery from the server; statements are Execute and Query messages; transactions are the
   round trips that leave the connection idle, i.e. commits, implicit ones included).
+- **make dev's server**: request latency on one kept-alive connection and on a fresh connection per
+  request, interleaved in the same run (a response written in pieces stalls kept-alive clients).
 - **Sizes**: a real ``sam build`` (arm64, as deployed) into a temporary folder; unzipped size = sum of
   the file sizes, as Lambda counts it against its 250 MB limit.
 
@@ -393,8 +395,8 @@ class Bench:
 
     # ---------------------------------------------------------------- environment
     def start_services(self) -> None:
-        from signoff.local.postgres import start_postgres
-        from signoff.local.standin import StandinModel
+        from signoff_dev.postgres import start_postgres
+        from signoff_dev.standin import StandinModel
 
         self.postgres, self.database_url = start_postgres(self.work / "pgdata")
         self.model = StandinModel(latency_s=0.0)
@@ -405,7 +407,7 @@ class Bench:
         get_settings.cache_clear()  # the migrations read the settings before the URL was set
 
     def stop_services(self) -> None:
-        from signoff.local.postgres import stop_postgres
+        from signoff_dev.postgres import stop_postgres
 
         self.model.stop()
         stop_postgres(self.postgres)
@@ -500,7 +502,6 @@ class Bench:
                     (runtime / candidate.name).symlink_to(candidate)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(self.root / "layers" / "signoff" / "signoff", opt / "signoff", ignore=ignore)
-        shutil.rmtree(opt / "signoff" / "local", ignore_errors=True)  # dev-only, never shipped
         shutil.copytree(self.root / "layers" / "agents" / "catalog", opt / "catalog", ignore=ignore)
         compiled = self.work / "opt-pyc" / "python"
         shutil.copytree(opt, compiled, symlinks=True)
@@ -530,7 +531,7 @@ class Bench:
         return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
     def _http(self, method: str, route: str, params: dict[str, str], **kwargs) -> dict:
-        from signoff.local.apigw import http_api_event
+        from signoff_dev.apigw import http_api_event
 
         headers = {"user-agent": "curl/8.5.0", "accept": "*/*", **kwargs.pop("headers", {})}
         return http_api_event(
@@ -612,7 +613,7 @@ class Bench:
         """A run paused on delete_records, made by the in-process StartRunFunction."""
         import contextlib
 
-        from signoff.local.handlers import invoke
+        from signoff_dev.handlers import invoke
 
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # its logs and metrics
             response = invoke("StartRunFunction", self.start_event(), template=self.root / "template.yaml")
@@ -922,6 +923,58 @@ class Bench:
             )
         self.results["warm"] = warm
 
+    def http(self) -> None:
+        """`make dev`'s server, in this process: request latency on one kept-alive connection and on a
+        fresh connection per request, interleaved (GET of one run: ReadRunsFunction).
+
+        A response written in pieces on a socket with Nagle's algorithm on stalls a kept-alive client
+        until its delayed ACK (about 40 ms on Linux); a fresh connection does not show it.
+        """
+        import http.client
+
+        from signoff_dev.devserver import DevServer
+
+        n = min(self.args.flows, 200)
+        server = DevServer(
+            self.root,
+            port=0,
+            database_url=self.database_url,
+            model_base_url=self.model_url,
+            announce=False,
+            upkeep_seconds=0,
+        )
+        server.start()
+        try:
+            port = server._server.server_address[1]
+            body, content_type = self._multipart({"message": "Delete 50 old records from the users table"})
+            first = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            first.request("POST", "/agents/data_manager/runs", body, {"content-type": content_type})
+            run = json.loads(first.getresponse().read())
+            first.close()
+            path = f"/agents/data_manager/runs/{run['run_id']}"
+
+            def get(conn: http.client.HTTPConnection) -> float:
+                started = time.perf_counter()
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+                return (time.perf_counter() - started) * 1000
+
+            kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for _ in range(self.args.warmup):
+                get(kept)
+            kept_ms, fresh_ms = [], []
+            for _ in range(n):
+                kept_ms.append(get(kept))
+                fresh = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                fresh_ms.append(get(fresh))  # the connect is inside: what a client without keep-alive pays
+                fresh.close()
+            kept.close()
+        finally:
+            server.stop()
+        self.results["http"] = {"kept_alive_ms": kept_ms, "fresh_ms": fresh_ms}
+
     def sizes(self) -> None:
         import shutil
         import subprocess
@@ -960,7 +1013,7 @@ class Bench:
                 "files": files,
                 "pyc": pyc,
                 "botocore": (artifact / "python" / "botocore").exists(),
-                "local": (artifact / "python" / "signoff" / "local").exists(),
+                "dev": (artifact / "python" / "signoff_dev").exists(),
             }
         self.results["sizes"] = sizes
         if not self.args.build_dir:
@@ -1069,19 +1122,33 @@ class Bench:
                     f"| {db['round_trips']} | {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
                 )
             lines.append("")
+        if "http" in r:
+            kept, fresh = r["http"]["kept_alive_ms"], r["http"]["fresh_ms"]
+            lines += [
+                f"make dev's HTTP server (in-process, one warm handler), GET of one run, ms: {len(kept)} "
+                "requests on one kept-alive connection and as many on a fresh connection each, interleaved",
+                "",
+                "| connection | p50 | p95 | max |",
+                "|---|---|---|---|",
+                *(
+                    f"| {label} | {_median(v):.2f} | {_pct(v, 0.95):.2f} | {max(v):.2f} |"
+                    for label, v in (("kept alive", kept), ("fresh (connect included)", fresh))
+                ),
+                "",
+            ]
         if "sizes" in r:
             total = sum(s["bytes"] for s in r["sizes"].values())
             lines += [
                 "Built artifacts (sam build, arm64), unzipped"
                 + (f"; the build took {r['sam_build_s']} s" if "sam_build_s" in r else ""),
                 "",
-                "| artifact | MiB | files | .pyc | botocore | signoff/local |",
+                "| artifact | MiB | files | .pyc | botocore | signoff_dev |",
                 "|---|---|---|---|---|---|",
             ]
             for name, s in r["sizes"].items():
                 lines.append(
                     f"| {name} | {s['bytes'] / 2**20:.1f} | {s['files']} | {s['pyc']} "
-                    f"| {'yes' if s['botocore'] else 'no'} | {'yes' if s['local'] else 'no'} |"
+                    f"| {'yes' if s['botocore'] else 'no'} | {'yes' if s['dev'] else 'no'} |"
                 )
             lines.append(f"| **total** | **{total / 2**20:.1f}** | | | | |")
         return "\n".join(lines)
@@ -1116,7 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-build", action="store_true", help="skip sam build and the sizes")
     parser.add_argument("--build-dir", help="measure this existing sam build output instead of building")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "sizes"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "http", "sizes"])
     parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
     parser.add_argument(
@@ -1136,7 +1203,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.runs, args.flows, args.counted) < 1 or args.warmup < 0:
         parser.error("--runs, --flows and --counted must be positive")
 
-    for entry in (os.path.join(ROOT, "layers", "agents"), os.path.join(ROOT, "layers", "signoff")):
+    for entry in (
+        os.path.join(ROOT, "devtools"),
+        os.path.join(ROOT, "layers", "agents"),
+        os.path.join(ROOT, "layers", "signoff"),
+    ):
         sys.path.insert(0, entry)
     import logging
     import warnings
@@ -1169,6 +1240,9 @@ def main(argv: list[str] | None = None) -> int:
         if "warm" not in args.skip:
             print("  warm invocations…", flush=True)
             bench.warm()
+        if "http" not in args.skip:
+            print("  make dev's server: kept-alive and fresh connections…", flush=True)
+            bench.http()
         if "sizes" not in args.skip and not args.no_build:
             print("  sam build…", flush=True)
             bench.sizes()

@@ -40,13 +40,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "signoff"))
+sys.path.insert(0, str(ROOT / "devtools"))
 
 from signoff import knowledge  # noqa: E402
-from signoff.local.postgres import start_postgres, stop_postgres  # noqa: E402
-from signoff.local.standin import embed  # noqa: E402
 from signoff.store.knowledge import PostgresKnowledgeStore  # noqa: E402
 from signoff.store.migrations import apply_migrations  # noqa: E402
 from signoff.store.postgres import PostgresRunStore  # noqa: E402
+from signoff_dev.postgres import start_postgres, stop_postgres  # noqa: E402
+from signoff_dev.standin import embed  # noqa: E402
 
 KB = "bench"
 SECTIONS_PER_DOCUMENT = 100

@@ -90,7 +90,7 @@ for module in pydantic_core/_pydantic_core psycopg_binary/_psycopg jiter/jiter; 
 done
 
 # layers/signoff/Makefile: nothing that Lambda's runtime provides, no dev-only code, bytecode shipped.
-for path in botocore boto3 urllib3 signoff/local; do
+for path in botocore boto3 urllib3 signoff_dev signoff/local; do
   [ ! -e "$build/SignoffLayer/python/$path" ] || {
     echo "check-template: SignoffLayer ships $path (the runtime provides it, or it is dev-only)" >&2
     exit 1

@@ -8,7 +8,7 @@ Placeholders (``__NAME__``) are filled at invoke time. Two kinds cannot be preco
   (approval_slack.json) are ``<unix>`` / ``v0=<hex HMAC-SHA256 of "v0:<unix>:" + body>`` with the
   Slack signing secret. Both sign the *final* body (after ``__RUN_ID__`` etc. are replaced) and must
   be less than five minutes old, so whatever invokes these events computes them last:
-  ``make invoke`` (``signoff.local.invoke``) does, with the local secrets.
+  ``make invoke`` (``signoff_dev.invoke``) does, with the local secrets.
 - ``__TOKEN__`` (approval_link_*.json) is a raw approval-link token, which only a paused run issues.
 """
 
@@ -21,9 +21,10 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "signoff"))
+sys.path.insert(0, str(ROOT / "devtools"))
 
-from signoff.local.apigw import ACCOUNT_ID, REGION, http_api_event  # noqa: E402
-from signoff.local.queue import sqs_record  # noqa: E402
+from signoff_dev.apigw import ACCOUNT_ID, REGION, http_api_event  # noqa: E402
+from signoff_dev.queue import sqs_record  # noqa: E402
 
 API_ID = "r3pmxmplak"
 HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
@@ -371,7 +372,7 @@ def resume_queue() -> dict:
     """An SQS batch of one resume message, as Lambda's event source mapping delivers it.
 
     Returns:
-        The event, shaped by ``signoff.local.queue.sqs_record`` (what ``make dev``'s local queue
+        The event, shaped by ``signoff_dev.queue.sqs_record`` (what ``make dev``'s local queue
         delivers). Its ``md5OfBody`` is of the body with the placeholder; Lambda does not check it.
     """
     body = json.dumps({"kind": "resume", "run_id": "__RUN_ID__", "agent_id": AGENT})

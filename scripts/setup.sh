@@ -28,9 +28,11 @@ fi
 # the layers are put on the path below, as Lambda does).
 mapfile -t deps < <(.venv/bin/python scripts/requirements.py --print-all)
 .venv/bin/python -m pip install --quiet "${deps[@]}"
-# The layers are importable from the venv exactly as Lambda puts them on sys.path (/opt/python).
+# The layers are importable from the venv exactly as Lambda puts them on sys.path (/opt/python), and so
+# is the dev tooling (devtools/signoff_dev: make dev, invoke, token; never shipped). Written on every
+# run, so that an existing venv gets the current list too.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-printf '%s\n%s\n' "$PWD/layers/signoff" "$PWD/layers/agents" > "$site/signoff-layers.pth"
+printf '%s\n' "$PWD/layers/signoff" "$PWD/layers/agents" "$PWD/devtools" > "$site/signoff-layers.pth"
 
 if [ ! -x .venv-sam/bin/sam ]; then
   "$PY312" -m venv .venv-sam

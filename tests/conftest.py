@@ -32,7 +32,7 @@ os.environ.update(
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh embedded PostgreSQL 16 + pgvector for the test session, migrated."""
-    from signoff.local.postgres import start_postgres, stop_postgres
+    from signoff_dev.postgres import start_postgres, stop_postgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="signoff-test-pg-")) / "pgdata"
     server, url = start_postgres(data_dir)
@@ -57,7 +57,7 @@ def db(postgres_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def standin():
     """The deterministic OpenAI-compatible stand-in, on a loopback port."""
-    from signoff.local.standin import StandinModel
+    from signoff_dev.standin import StandinModel
 
     model = StandinModel(timeout_sleep_s=8)
     base_url = model.start()
@@ -86,22 +86,9 @@ def runtime_env(db: str, model, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def _reset_runtime() -> None:
-    from signoff import config, runtime
+    from signoff import runtime
 
-    if runtime.get_store.cache_info().currsize:
-        runtime.get_store().close()
-    for cached in (
-        config.get_settings,
-        runtime.get_store,
-        runtime.get_catalog,
-        runtime.dependencies,
-        runtime._model,
-        runtime.get_queue,
-        runtime.get_notifier,
-        runtime.get_knowledge_store,
-        runtime.get_embedder,
-    ):
-        cached.cache_clear()
+    runtime.reset(keep_store=False, keep_provided=False)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.local.devserver import DevServer
+from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
 from tests.support.cdp import CHROMIUM, Browser
 

@@ -20,7 +20,7 @@ CHILD = """
 import json, sys
 sys.path[0:0] = [sys.argv[1]]
 import app
-from signoff.local.apigw import FakeLambdaContext
+from signoff_dev.apigw import FakeLambdaContext
 event = json.load(open(sys.argv[2]))
 response = app.lambda_handler(event, FakeLambdaContext(sys.argv[1].rsplit("/", 1)[-1]))
 heavy = sorted(name for name in ("openai", "pydantic", "httpx", "boto3") if name in sys.modules)
@@ -51,7 +51,12 @@ def test_a_function_that_never_calls_the_model_imports_neither_openai_nor_pydant
         "SIGNOFF_AUTH_MODE": "none",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "layers" / "signoff"), str(ROOT / "layers" / "agents"), str(ROOT)]
+            [
+                str(ROOT / "layers" / "signoff"),
+                str(ROOT / "layers" / "agents"),
+                str(ROOT / "devtools"),  # the child's FakeLambdaContext
+                str(ROOT),
+            ]
         ),
     }
 

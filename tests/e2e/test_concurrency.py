@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from signoff.local.devserver import DevServer
+from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -273,7 +273,7 @@ def test_multipart_text_field_works_without_a_file(api):
 
 
 def test_the_sample_events_drive_the_handler(api):
-    from signoff.local.handlers import invoke
+    from signoff_dev.handlers import invoke
     from tests.support.api import load_event
 
     def send(name: str) -> tuple[int, dict]:

@@ -61,8 +61,8 @@ def test_cancel_stops_a_paused_run_for_good(api):
 
 
 def test_openapi_document_lists_the_routes(api):
-    from signoff.local.apigw import http_api_event
-    from signoff.local.handlers import invoke
+    from signoff_dev.apigw import http_api_event
+    from signoff_dev.handlers import invoke
 
     event = http_api_event("GET", "/openapi.json", route_key="GET /openapi.json")
     response = invoke("ReadRunsFunction", event)
@@ -75,8 +75,8 @@ def test_openapi_document_lists_the_routes(api):
 
 
 def test_openapi_document_covers_every_route_of_the_template(api):
-    from signoff.local.template import load_template
     from signoff.openapi import document
+    from signoff_dev.template import load_template
     from tests.support.api import ROOT
 
     # Given the routes API Gateway will serve

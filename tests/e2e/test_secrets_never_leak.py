@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlparse
 import pytest
 
 from signoff.approvals import sign
-from signoff.local.apigw import FakeLambdaContext
+from signoff_dev.apigw import FakeLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = {"sub": "alice"}
@@ -138,7 +138,7 @@ def _stream_handlers() -> list[logging.StreamHandler]:
 def captured(api, caplog, capsys, monkeypatch) -> Capture:
     """Capture at DEBUG: caplog for every logger, and the streams Powertools writes JSON lines to."""
     import tests.support.api as api_module
-    from signoff.local.handlers import load_handler
+    from signoff_dev.handlers import load_handler
 
     # import every handler first, so that their loggers exist and get redirected
     for name in ("start_run", "continue_run", "read_runs", "approvals", "resume_worker", "migrate"):
@@ -361,7 +361,7 @@ def test_no_secret_leaks_through_a_flow_with_model_errors_webhooks_slack_and_lin
 def test_no_secret_leaks_when_the_database_fails(
     api, aws, secrets, captured, caplog, capsys, dump, monkeypatch
 ):
-    from signoff.local.handlers import load_handler
+    from signoff_dev.handlers import load_handler
     from tests.conftest import _reset_runtime
 
     # a statement the database refuses (text PostgreSQL cannot store)

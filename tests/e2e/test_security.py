@@ -16,9 +16,9 @@ from urllib.parse import quote
 import pytest
 
 from signoff.approvals import sign
-from signoff.local.apigw import FakeLambdaContext, http_api_event
-from signoff.local.handlers import invoke
 from signoff.state import args_digest
+from signoff_dev.apigw import FakeLambdaContext, http_api_event
+from signoff_dev.handlers import invoke
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.agents import EXECUTIONS
 from tests.support.api import ROUTES, Response, encode, multipart

@@ -192,7 +192,7 @@ def test_background_answers_501_until_the_queue_exists(api, dump):
 
 
 def test_the_sample_events_drive_the_seed_flow(api, runtime_env):
-    from signoff.local.handlers import invoke
+    from signoff_dev.handlers import invoke
     from tests.support.api import Response, load_event
 
     # Given the sample events shipped in events/

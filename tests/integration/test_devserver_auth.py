@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from signoff.local import jwt
-from signoff.local.devserver import DevServer
+from signoff_dev import jwt
+from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
 
 ROOT = Path(__file__).resolve().parents[2]

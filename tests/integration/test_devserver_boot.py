@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from signoff.local.devserver import DevServer
+from signoff_dev.devserver import DevServer
 
 TEMPLATE = """\
 Transform: AWS::Serverless-2016-10-31

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from signoff.local.devserver import DevServer
+from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +231,7 @@ def test_the_upkeep_runs_the_scheduled_function_on_its_timer(db, model, monkeypa
 
 
 def test_the_local_queue_redelivers_failed_messages_and_dead_letters_them_after_five_receives():
-    from signoff.local.queue import LocalQueue
+    from signoff_dev.queue import LocalQueue
 
     events: list[dict[str, Any]] = []
 
@@ -277,8 +277,8 @@ def test_the_local_queue_redelivers_failed_messages_and_dead_letters_them_after_
 def test_make_invoke_signs_the_sample_approval_events_over_their_final_body():
     from signoff.approvals import verify_signature
     from signoff.channels.slack import verify_slack
-    from signoff.local.apigw import event_body_bytes
-    from signoff.local.invoke import placeholder_values, prepare_event
+    from signoff_dev.apigw import event_body_bytes
+    from signoff_dev.invoke import placeholder_values, prepare_event
 
     values = placeholder_values([], {"RUN_ID": "run-1", "TOOL_CALL_ID": "call_1"})
     secrets = {"webhook_secret": "wh-secret", "slack_signing_secret": "slack-secret"}

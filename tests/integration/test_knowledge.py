@@ -16,12 +16,12 @@ from psycopg.types.json import Jsonb
 from signoff import knowledge
 from signoff.errors import KnowledgeIndexMismatch, NotFound, SignoffError
 from signoff.knowledge import DocumentInput
-from signoff.local.standin import embed
 from signoff.models.openai_chat import OpenAIEmbeddings
 from signoff.store.base import KnowledgeChunk, KnowledgeDocument
 from signoff.store.knowledge import _SEARCH, PostgresKnowledgeStore
 from signoff.store.migrations import apply_migrations
 from signoff.store.postgres import PostgresRunStore
+from signoff_dev.standin import embed
 
 KB = "handbook"
 

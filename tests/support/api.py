@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from signoff.local.apigw import FakeLambdaContext, http_api_event
-from signoff.local.handlers import invoke
+from signoff_dev.apigw import FakeLambdaContext, http_api_event
+from signoff_dev.handlers import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

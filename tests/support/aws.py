@@ -11,8 +11,8 @@ from typing import Any
 
 import boto3
 
-from signoff.local.apigw import FakeLambdaContext
-from signoff.local.handlers import load_handler
+from signoff_dev.apigw import FakeLambdaContext
+from signoff_dev.handlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

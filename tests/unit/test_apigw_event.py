@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from signoff.local.apigw import FakeLambdaContext, event_body_bytes, http_api_event
-from signoff.local.invoke import fill_placeholders
-from signoff.local.template import load_template
+from signoff_dev.apigw import FakeLambdaContext, event_body_bytes, http_api_event
+from signoff_dev.invoke import fill_placeholders
+from signoff_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDARY = "------------------------abcdef0123456789"

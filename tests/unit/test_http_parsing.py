@@ -11,7 +11,7 @@ import pytest
 from signoff import http
 from signoff.decisions import Decision
 from signoff.errors import InvalidFields, InvalidInput, TooLarge
-from signoff.local.apigw import http_api_event
+from signoff_dev.apigw import http_api_event
 from tests.support.api import bearer_token
 
 MAX = 64 * 1024

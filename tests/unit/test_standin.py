@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from signoff.local.standin import (
+from signoff_dev.standin import (
     StandinError,
     StandinModel,
     embed,

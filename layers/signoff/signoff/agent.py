@@ -21,7 +21,9 @@ class Agent:
     Attributes:
         id: the id in the URL (``/agents/{id}/runs``).
         name: a human-readable name, returned as ``agent_name``.
-        model: the OpenAI model id, e.g. ``gpt-4o-mini``.
+        model: the model: a provider prefix and the provider's model id (``openai:gpt-4o-mini``), or
+            a bare id, which is OpenAI's (``gpt-4o-mini``, ``ft:gpt-4o-mini:org::id``). Only a
+            registered prefix is one (``signoff.models.registry``); an empty model is refused here.
         instructions: lines of the system message.
         tools: the tools the model may call.
         markdown: ask the model to format its answers as markdown.
@@ -49,6 +51,12 @@ class Agent:
     _tools_by_name: dict[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        from signoff.models.registry import parse_model
+
+        try:
+            parse_model(self.model)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"agent {self.id}: {error}") from None
         if self.knowledge:
             from signoff.knowledge import TOOL_NAME, search_tool
 

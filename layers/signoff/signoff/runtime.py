@@ -1,27 +1,47 @@
-"""Composition root for Lambda handlers: the cached, per-container dependencies.
+"""Composition root for Lambda handlers: the services' dependencies, built from the settings.
 
-Handlers call these getters; services receive what they return as arguments. Everything is built
-lazily on first use, so a handler that never calls the model never imports ``openai``.
+``build_dependencies(settings, store=..., queue=..., ...)`` composes a ``Dependencies`` from what it is
+given and builds the real thing for whatever is not given; it keeps nothing. ``dependencies()`` is the
+container's: built once per warm container from the cached getters below, which handlers may also
+call directly. Everything is built lazily on first use, so a handler that never calls the model never
+imports ``openai``.
+
+What runs outside Lambda hands its stand-ins in explicitly: ``provide(queue=..., notifier=...,
+model_factory=...)`` makes the container's dependencies (and ``get_queue``/``get_notifier``) use them,
+and ``reset()`` forgets what was built from the environment, for a dev server that switches between
+functions' environments in one process. The runtime never imports the dev tooling.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from signoff.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from signoff.agent import AgentCatalog
+    from signoff.models.base import Embedder, Model
     from signoff.models.openai_chat import OpenAIEmbeddings
     from signoff.notify import Notifier
     from signoff.queue import ResumeQueue
     from signoff.service import Dependencies
-    from signoff.store.base import KnowledgeHit
+    from signoff.store.base import KnowledgeHit, RunStore
     from signoff.store.knowledge import PostgresKnowledgeStore
     from signoff.store.postgres import PostgresRunStore
+
+ModelFactory = Callable[[str], "Model"]
+"""Builds the chat model of an agent's model string (``"openai:gpt-4o-mini"``, ``"gpt-4o-mini"``).
+
+The real one goes through the provider registry (``signoff.models.registry``), one model per string."""
+
+KnowledgeSearch = Callable[[str, str, int, dict], "list[KnowledgeHit]"]
+"""``search(kb, query, limit, filters)``: the search behind agents' ``search_knowledge_base`` tool."""
 
 
 def _secret(arn: str, settings: Settings) -> str:
@@ -60,60 +80,310 @@ def database_url(settings: Settings | None = None) -> str:
     )
 
 
-def openai_api_key(settings: Settings | None = None) -> str:
-    """The OpenAI key: ``OPENAI_API_KEY``, else the Secrets Manager secret, else empty."""
+# Each secret setting → the setting naming its Secrets Manager secret (used when the value is unset).
+_SECRET_ARNS = {
+    "openai_api_key": "openai_secret_arn",
+    "webhook_secret": "webhook_secret_arn",
+    "slack_signing_secret": "slack_signing_secret_arn",
+}
+
+
+def configured_secret(name: str, settings: Settings | None = None) -> str:
+    """A secret setting: its environment variable, else its Secrets Manager secret, else empty.
+
+    Args:
+        name: the setting, one of ``openai_api_key``, ``webhook_secret``, ``slack_signing_secret``.
+        settings: the settings to read; this container's when None.
+
+    Returns:
+        The secret (stripped when it comes from Secrets Manager), or ``""`` when none is configured.
+    """
     settings = settings or get_settings()
-    if settings.openai_api_key:
-        return settings.openai_api_key
-    if settings.openai_secret_arn:
-        return _secret(settings.openai_secret_arn, settings).strip()
-    return ""
+    value = getattr(settings, name)
+    if value:
+        return value
+    arn = getattr(settings, _SECRET_ARNS[name])
+    return _secret(arn, settings).strip() if arn else ""
+
+
+def openai_api_key(settings: Settings | None = None) -> str:
+    """The OpenAI key: ``OPENAI_API_KEY``, else the ``SIGNOFF_OPENAI_SECRET_ARN`` secret, else empty."""
+    return configured_secret("openai_api_key", settings)
 
 
 def webhook_secret(settings: Settings | None = None) -> str:
     """The HMAC secret of signed webhooks, from the environment or Secrets Manager."""
-    settings = settings or get_settings()
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    if settings.webhook_secret_arn:
-        return _secret(settings.webhook_secret_arn, settings).strip()
-    return ""
+    return configured_secret("webhook_secret", settings)
 
 
 def slack_signing_secret(settings: Settings | None = None) -> str:
     """Slack's signing secret, from the environment or Secrets Manager."""
-    settings = settings or get_settings()
-    if settings.slack_signing_secret:
-        return settings.slack_signing_secret
-    if settings.slack_signing_secret_arn:
-        return _secret(settings.slack_signing_secret_arn, settings).strip()
-    return ""
+    return configured_secret("slack_signing_secret", settings)
 
 
-@lru_cache(maxsize=1)
-def get_queue() -> ResumeQueue | None:
-    """The resume queue, or ``None`` when ``SIGNOFF_QUEUE_URL`` is unset."""
+# -- building the real things from settings (no caching here)
+
+
+def _new_queue(settings: Settings) -> ResumeQueue | None:
     from signoff.queue import SqsResumeQueue
 
-    url = get_settings().queue_url
-    return SqsResumeQueue(url) if url else None
+    return SqsResumeQueue(settings.queue_url) if settings.queue_url else None
 
 
-@lru_cache(maxsize=1)
-def get_notifier() -> Notifier | None:
-    """The pause notifier over every configured channel, or ``None`` when none is configured."""
+def _new_notifier(settings: Settings) -> Notifier | None:
+    """The pause notifier over every channel the settings configure, or ``None`` when there is none."""
     from signoff import channels
     from signoff.notify import Notifier
 
-    announcers = channels.announcers(get_settings(), channel_secret)
+    announcers = channels.announcers(settings, lambda name: channel_secret(name, settings))
     return Notifier(announcers) if announcers else None
 
 
-def channel_secret(name: str) -> str:
+def channel_secret(name: str, settings: Settings | None = None) -> str:
     """A channel's secret by name (``webhook``, ``slack``): the environment, else Secrets Manager."""
     getters = {"webhook": webhook_secret, "slack": slack_signing_secret}
     getter = getters.get(name)
-    return getter() if getter else ""
+    return getter(settings) if getter else ""
+
+
+def _new_store(settings: Settings) -> PostgresRunStore:
+    from signoff.store.postgres import PostgresRunStore
+
+    return PostgresRunStore(lambda: database_url(settings))
+
+
+def _new_embedder(settings: Settings) -> OpenAIEmbeddings:
+    from signoff.models.openai_chat import OpenAIEmbeddings
+
+    return OpenAIEmbeddings(
+        settings.embedding_model,
+        api_key=openai_api_key(settings),
+        base_url=settings.openai_base_url or None,
+        dimensions=settings.embedding_dimensions,
+        batch_size=settings.embedding_batch_size,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+    )
+
+
+def _new_model(model: str, settings: Settings) -> Model:
+    from signoff.models.registry import REGISTRY
+
+    return REGISTRY.build(model, settings, lambda name: configured_secret(name, settings))
+
+
+def default_model_factory(settings: Settings) -> ModelFactory:
+    """The real models of ``settings``: one chat model per model string, built on first use.
+
+    The model string's provider prefix picks the provider (``signoff.models.registry``); a bare id
+    is OpenAI's.
+
+    Args:
+        settings: where the provider's endpoint, key, timeouts and retries come from.
+
+    Returns:
+        A ``ModelFactory`` that caches what it builds.
+    """
+
+    @lru_cache(maxsize=8)
+    def build(model: str) -> Model:
+        return _new_model(model, settings)
+
+    return build
+
+
+KNOWLEDGE_SEARCH_TIMEOUT_MS = 10_000
+
+
+def _search(
+    knowledge_store: PostgresKnowledgeStore,
+    embedder: Embedder,
+    kb: str,
+    query: str,
+    limit: int,
+    filters: dict,
+) -> list[KnowledgeHit]:
+    import time
+
+    from signoff import knowledge
+    from signoff.models.base import Deadline
+
+    started = time.monotonic()
+    deadline = Deadline(lambda: KNOWLEDGE_SEARCH_TIMEOUT_MS - int((time.monotonic() - started) * 1000), 0)
+    return knowledge.search(
+        knowledge_store, embedder, kb, query, limit=limit, filters=filters, deadline=deadline
+    )
+
+
+def knowledge_search_on(store: RunStore, settings: Settings) -> KnowledgeSearch:
+    """The knowledge search on ``store``'s connection with the embeddings model of ``settings``.
+
+    The knowledge store and the embedder are built on the first search. Its embeddings request
+    (retries included) gets at most ten seconds of the run's time.
+
+    Args:
+        store: a ``PostgresRunStore`` (the knowledge tables live in the same database).
+        settings: the embeddings model's settings (``SIGNOFF_EMBEDDING_*``, the OpenAI key).
+
+    Returns:
+        ``search(kb, query, limit, filters)``.
+    """
+
+    @cache
+    def parts() -> tuple[PostgresKnowledgeStore, Embedder]:
+        from signoff.store.knowledge import PostgresKnowledgeStore
+
+        return PostgresKnowledgeStore(store), _new_embedder(settings)  # type: ignore[arg-type]
+
+    def search(kb: str, query: str, limit: int, filters: dict) -> list[KnowledgeHit]:
+        return _search(*parts(), kb, query, limit, filters)
+
+    return search
+
+
+def build_dependencies(
+    settings: Settings,
+    *,
+    store: RunStore | None = None,
+    catalog: AgentCatalog | None = None,
+    queue: ResumeQueue | None = None,
+    notifier: Notifier | None = None,
+    model_factory: ModelFactory | None = None,
+    knowledge_search: KnowledgeSearch | None = None,
+) -> Dependencies:
+    """Compose what the services need: what is given, and the real thing for whatever is not.
+
+    Nothing is cached or kept: each call builds anew what it is not given (the store opens its
+    connection on first use, the models and the embedder are built on first use). A container's
+    handlers use ``dependencies()`` instead, which calls this once with the container's cached parts.
+
+    Args:
+        settings: the settings the real parts are built from.
+        store: the run store; a ``PostgresRunStore`` on the settings' database when None.
+        catalog: the agents; the ``AGENTS`` of ``settings.agents_module`` when None.
+        queue: the resume queue; SQS at ``settings.queue_url`` (or none, when unset) when None.
+        notifier: the pause notifier; the channels the settings configure (or none) when None.
+        model_factory: builds an agent's chat model from its model string; the provider registry
+            (``default_model_factory``) when None.
+        knowledge_search: the knowledge search; on the store's database when None.
+
+    Returns:
+        The dependencies.
+    """
+    from signoff.agent import AgentCatalog
+    from signoff.service import Dependencies
+
+    store = store if store is not None else _new_store(settings)
+    models = model_factory or default_model_factory(settings)
+    return Dependencies(
+        store=store,
+        catalog=catalog if catalog is not None else AgentCatalog.from_module(settings.agents_module),
+        model_for=lambda agent: models(agent.model),
+        settings=settings,
+        queue=queue if queue is not None else _new_queue(settings),
+        notifier=notifier if notifier is not None else _new_notifier(settings),
+        knowledge_search=knowledge_search or knowledge_search_on(store, settings),
+        tell_decider=_tell_decider,
+    )
+
+
+def _tell_decider(reply_to: str, message: dict) -> bool:
+    """Tells a Slack decider what became of a decision kept while the run was busy."""
+    from signoff.channels.slack import tell
+
+    return tell(reply_to, message)
+
+
+# -- this container's: built once, kept while the container is warm
+
+
+@dataclass
+class _Provided:
+    queue: ResumeQueue | None = None
+    notifier: Notifier | None = None
+    model_factory: ModelFactory | None = None
+
+
+_provided = _Provided()
+
+
+def provide(
+    *,
+    queue: ResumeQueue | None = None,
+    notifier: Notifier | None = None,
+    model_factory: ModelFactory | None = None,
+) -> None:
+    """Hand this container stand-ins for its resume queue, notifier or models (dev tooling, tests).
+
+    From the next call on, ``dependencies()`` is built with them, and ``get_queue()`` /
+    ``get_notifier()`` return them, so handlers that look the queue up directly get it too. They stay
+    until ``reset(keep_provided=False)``; what is not given keeps its current value.
+
+    Args:
+        queue: an object with ``send(message)`` (the ``ResumeQueue`` protocol).
+        notifier: an object with ``run_paused(state, links)``.
+        model_factory: builds the chat model of an agent's model string.
+    """
+    if queue is not None:
+        _provided.queue = queue
+    if notifier is not None:
+        _provided.notifier = notifier
+    if model_factory is not None:
+        _provided.model_factory = model_factory
+    dependencies.cache_clear()
+
+
+def reset(*, keep_store: bool = True, keep_provided: bool = True) -> None:
+    """Forget what this container built from its environment, so that the next use reads it afresh.
+
+    The settings, the agents, the models, the queue, the notifier, the embedder and the dependencies
+    are rebuilt on their next use. A dev server calls it when it switches an in-process container to
+    another function's environment.
+
+    Args:
+        keep_store: keep the store and its open connection (the database does not change between
+            functions); False closes and forgets it.
+        keep_provided: keep what ``provide`` handed in; False forgets it too.
+    """
+    global _provided
+    if not keep_store:
+        if get_store.cache_info().currsize:
+            with contextlib.suppress(Exception):
+                get_store().close()
+        get_store.cache_clear()
+    if not keep_provided:
+        _provided = _Provided()
+    for cached in (
+        get_settings,
+        get_catalog,
+        _sqs_queue,
+        _configured_notifier,
+        get_knowledge_store,
+        get_embedder,
+        _model,
+        dependencies,
+    ):
+        cached.cache_clear()
+
+
+def get_queue() -> ResumeQueue | None:
+    """The resume queue: the one ``provide`` handed in, else SQS at ``SIGNOFF_QUEUE_URL``, else None."""
+    return _provided.queue if _provided.queue is not None else _sqs_queue()
+
+
+@lru_cache(maxsize=1)
+def _sqs_queue() -> ResumeQueue | None:
+    return _new_queue(get_settings())
+
+
+def get_notifier() -> Notifier | None:
+    """The pause notifier: the one ``provide`` handed in, else the configured channels, else None."""
+    return _provided.notifier if _provided.notifier is not None else _configured_notifier()
+
+
+@lru_cache(maxsize=1)
+def _configured_notifier() -> Notifier | None:
+    return _new_notifier(get_settings())
 
 
 @lru_cache(maxsize=1)
@@ -135,21 +405,7 @@ def get_knowledge_store() -> PostgresKnowledgeStore:
 @lru_cache(maxsize=1)
 def get_embedder() -> OpenAIEmbeddings:
     """The embeddings model of knowledge search (``SIGNOFF_EMBEDDING_*``)."""
-    from signoff.models.openai_chat import OpenAIEmbeddings
-
-    settings = get_settings()
-    return OpenAIEmbeddings(
-        settings.embedding_model,
-        api_key=openai_api_key(settings),
-        base_url=settings.openai_base_url or None,
-        dimensions=settings.embedding_dimensions,
-        batch_size=settings.embedding_batch_size,
-        timeout_s=settings.model_timeout_s,
-        max_retries=settings.model_max_retries,
-    )
-
-
-KNOWLEDGE_SEARCH_TIMEOUT_MS = 10_000
+    return _new_embedder(get_settings())
 
 
 def search_knowledge(kb: str, query: str, limit: int, filters: dict) -> list[KnowledgeHit]:
@@ -157,16 +413,7 @@ def search_knowledge(kb: str, query: str, limit: int, filters: dict) -> list[Kno
 
     Its embeddings request (retries included) gets at most ten seconds of the run's time.
     """
-    import time
-
-    from signoff import knowledge
-    from signoff.models.base import Deadline
-
-    started = time.monotonic()
-    deadline = Deadline(lambda: KNOWLEDGE_SEARCH_TIMEOUT_MS - int((time.monotonic() - started) * 1000), 0)
-    return knowledge.search(
-        get_knowledge_store(), get_embedder(), kb, query, limit=limit, filters=filters, deadline=deadline
-    )
+    return _search(get_knowledge_store(), get_embedder(), kb, query, limit, filters)
 
 
 @lru_cache(maxsize=1)
@@ -178,17 +425,8 @@ def get_catalog() -> AgentCatalog:
 
 
 @lru_cache(maxsize=8)
-def _model(model_id: str):
-    from signoff.models.openai_chat import OpenAIChat
-
-    settings = get_settings()
-    return OpenAIChat(
-        model_id,
-        api_key=openai_api_key(settings),
-        base_url=settings.openai_base_url or None,
-        timeout_s=settings.model_timeout_s,
-        max_retries=settings.model_max_retries,
-    )
+def _model(model: str) -> Model:
+    return _new_model(model, get_settings())
 
 
 log = logging.getLogger(__name__)
@@ -215,23 +453,15 @@ def warn_about_short_leases(settings: Settings, function_timeout_ms: int | None 
 
 @lru_cache(maxsize=1)
 def dependencies() -> Dependencies:
-    """Everything the services need, built once per warm container."""
-    from signoff.service import Dependencies
-
-    warn_about_short_leases(get_settings())
-    return Dependencies(
+    """Everything the services need, built once per warm container (with what ``provide`` handed in)."""
+    settings = get_settings()
+    warn_about_short_leases(settings)
+    return build_dependencies(
+        settings,
         store=get_store(),
         catalog=get_catalog(),
-        model_for=lambda agent: _model(agent.model),
-        settings=get_settings(),
         queue=get_queue(),
         notifier=get_notifier(),
+        model_factory=_provided.model_factory or _model,
         knowledge_search=search_knowledge,
-        tell_decider=_tell_decider,
     )
-
-
-def _tell_decider(reply_to: str, message: dict) -> bool:
-    from signoff.channels.slack import tell
-
-    return tell(reply_to, message)

@@ -6,9 +6,12 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest, unstorable_answer
+
+if TYPE_CHECKING:
+    from signoff.config import Settings
 
 T = TypeVar("T")
 
@@ -122,6 +125,26 @@ class OpenAIChat(_OpenAIEndpoint):
             return _parse(chat_completion(client, body, timeout))
 
         return self._with_retries(send, deadline, what="model", target="the model")
+
+
+def build_chat(model_id: str, settings: Settings, secret: Callable[[str], str]) -> OpenAIChat:
+    """The ``openai`` provider's factory (``signoff.models.registry``): a Chat Completions model.
+
+    Args:
+        model_id: the model id sent to the API, without a provider prefix (``gpt-4o-mini``).
+        settings: ``OPENAI_BASE_URL`` (any OpenAI-compatible server), the timeout and the retries.
+        secret: returns a secret setting by name; the key is ``secret("openai_api_key")``.
+
+    Returns:
+        The model.
+    """
+    return OpenAIChat(
+        model_id,
+        api_key=secret("openai_api_key"),
+        base_url=settings.openai_base_url or None,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+    )
 
 
 def _retry_after_s(exc: Any) -> float:

@@ -6,6 +6,7 @@ from signoff import decisions
 from signoff.authz import Principal
 from signoff.errors import Conflict, InvalidInput, LeaseLost, NotAllowed
 from signoff.models.base import Deadline
+from signoff.models.registry import parse_model
 from signoff.runner import Step
 from signoff.service.common import (
     ContinueInput,
@@ -40,7 +41,7 @@ def start_run(
     """Start a run: store the user's message, then run until it completes or pauses."""
     agent = deps.catalog.get(agent_id)
     check_background(deps, request.background)
-    model = deps.model_for(agent)
+    model = parse_model(agent.model)  # the bare id and the provider, without building a client
     state = RunState(
         run_id=new_run_id(),
         agent_id=agent.id,
@@ -52,7 +53,7 @@ def start_run(
         input_content=request.message,
         messages=[{"role": "user", "content": request.message}],
         model=model.id,
-        model_provider=model.provider,
+        model_provider=model.provider.recorded_name,
         public_url=request.public_url,
     )
     history = deps.store.create_run(

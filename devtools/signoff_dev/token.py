@@ -1,6 +1,6 @@
 """`make token`: mint a local dev JWT that `SIGNOFF_AUTH=jwt make dev` accepts.
 
-    python -m signoff.local.token --user alice --groups ops,admins [--ttl 3600]
+    python -m signoff_dev.token --user alice --groups ops,admins [--ttl 3600]
 
 prints the token alone (for ``curl -H "Authorization: Bearer $(make -s token SUB=alice)"``). It is
 HS256, signed with ``SIGNOFF_DEV_JWT_SECRET`` (default ``signoff-dev-secret``), issuer ``signoff-dev``,
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from signoff.local.jwt import mint
+from signoff_dev.jwt import mint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code.
     """
-    parser = argparse.ArgumentParser(prog="python -m signoff.local.token", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m signoff_dev.token", description=__doc__.split("\n")[0])
     parser.add_argument("--user", "--sub", dest="user", required=True, help="the sub claim (user id)")
     parser.add_argument("--groups", default="", help="comma- or space-separated groups")
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")

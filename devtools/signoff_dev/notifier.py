@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-logger = logging.getLogger("signoff.local.notifier")
+logger = logging.getLogger("signoff_dev.notifier")
 
 CHANNEL_VARIABLES = ("SIGNOFF_EVENT_BUS", "SIGNOFF_NOTIFY_URL", "SIGNOFF_SLACK_WEBHOOK_URL")
 

@@ -6,11 +6,11 @@ locally: N worker processes (multiprocessing, "spawn" context) that each load th
 keep their module-level state (settings, the database connection) between events, and answer one
 event at a time. A caller takes a free container for each request, blocking until one is free.
 
-Each event carries its function's environment overlay (see ``signoff.local.env``), applied in the
-container before the handler runs. With ``services``, each container installs relays for the resume
-queue and the pause notifier (``signoff.local.queue``): what a handler sends travels back over the
-container's pipe while the invocation runs, to the pool's ``on_event`` (the dev server's local queue
-and notifier).
+Each event carries its function's environment overlay (see ``signoff_dev.env``), applied in the
+container before the handler runs. With ``services``, each container hands its runtime relays for the
+resume queue and the pause notifier (``signoff_dev.queue``, through ``signoff.runtime.provide``): what
+a handler sends travels back over the container's pipe while the invocation runs, to the pool's
+``on_event`` (the dev server's local queue and notifier).
 
 When a handler lets any ``BaseException`` escape (a test's simulated crash included), the container
 reports the crash and exits, and the pool starts a fresh process in its place, as Lambda does; the
@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("signoff.local.containers")
+logger = logging.getLogger("signoff_dev.containers")
 
 STOP = None  # the message that asks a container to exit
 CRASH_EXIT_CODE = 70
@@ -83,17 +83,18 @@ def _serve(
             return
         logical_id, event, timeout_ms, overlay = message
         try:
-            from signoff.local.apigw import FakeLambdaContext
-            from signoff.local.env import apply_overlay
-            from signoff.local.handlers import invoke
-            from signoff.local.template import load_template
+            from signoff_dev.apigw import FakeLambdaContext
+            from signoff_dev.env import apply_overlay
+            from signoff_dev.handlers import invoke
+            from signoff_dev.template import load_template
 
             if not installed:
                 installed = True
                 if services and any(services.values()):
-                    from signoff.local.queue import RelayNotifier, RelayQueue, install_runtime_services
+                    from signoff import runtime
+                    from signoff_dev.queue import RelayNotifier, RelayQueue
 
-                    install_runtime_services(
+                    runtime.provide(
                         queue=RelayQueue(emit) if services.get("queue") else None,
                         notifier=RelayNotifier(emit) if services.get("notifier") else None,
                     )

@@ -6,7 +6,7 @@ Then the signatures are computed over the final body with the local secrets: ``_
 (``Signoff-Signature``, ``SIGNOFF_WEBHOOK_SECRET``), ``__SLACK_TIMESTAMP__`` and ``__SLACK_SIGNATURE__``
 (Slack v0, ``SIGNOFF_SLACK_SIGNING_SECRET``).
 
-The function gets its own template environment (``signoff.local.env``). What it sends to the resume
+The function gets its own template environment (``signoff_dev.env``). What it sends to the resume
 queue is printed with the command that delivers it (``make invoke FUNCTION=ResumeWorkerFunction
 EVENT=events/resume_queue.json RUN_ID=...``), and a pause's approval links are printed, as
 ``make dev`` does; nothing reaches AWS.
@@ -30,17 +30,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from signoff.local.apigw import FakeLambdaContext, event_body_bytes
-from signoff.local.devserver import (
+from signoff import runtime
+from signoff_dev.apigw import FakeLambdaContext, event_body_bytes
+from signoff_dev.devserver import (
     DEV_SLACK_SIGNING_SECRET,
     DEV_WEBHOOK_SECRET,
     LocalBackends,
     lambda_result_to_http,
 )
-from signoff.local.handlers import get_function, invoke
-from signoff.local.notifier import CHANNEL_VARIABLES, LocalNotifier
-from signoff.local.queue import install_runtime_services
-from signoff.local.template import TEMPLATE_NAME, find_repo_root, load_template
+from signoff_dev.handlers import get_function, invoke
+from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
+from signoff_dev.template import TEMPLATE_NAME, find_repo_root, load_template
 
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9_]*)__")
 KNOWN_PLACEHOLDERS = ("RUN_ID", "TOOL_CALL_ID", "SESSION_ID", "TOKEN")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0 when the handler returned, 1 when it raised or timed out, 2 on bad usage.
     """
-    parser = argparse.ArgumentParser(prog="python -m signoff.local.invoke", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m signoff_dev.invoke", description=__doc__)
     parser.add_argument("function", help="logical id in template.yaml, e.g. StartRunFunction")
     parser.add_argument("event", type=Path, help="event file, e.g. events/start_run.json")
     parser.add_argument(
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             backends._setenv(name, value)  # this function's template environment (restored by stop)
     queue = PrintingQueue()
     notifier = None if any(os.environ.get(name) for name in CHANNEL_VARIABLES) else LocalNotifier()
-    uninstall = install_runtime_services(queue=queue, notifier=notifier)
+    runtime.provide(queue=queue, notifier=notifier)
     timeout_ms = (function.timeout_s or 29) * 1000
     context = FakeLambdaContext(args.function, timeout_ms=timeout_ms, memory_mb=function.memory_mb or 256)
     outcome: dict[str, Any] = {}
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if worker.is_alive():
             print(f"Task timed out after {timeout_ms / 1000:.2f} seconds", file=sys.stderr)
-        uninstall()
+        runtime.reset(keep_provided=False)
         backends.stop()
     if worker.is_alive():
         return 1

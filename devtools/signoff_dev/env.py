@@ -2,7 +2,8 @@
 
 On Lambda every function has its own environment. Locally the handlers share a process (or a few
 "container" processes), so each invocation gets its function's variables just before it runs, and the
-runtime's cached settings are rebuilt when they change (the database connection is kept).
+runtime's cached settings are rebuilt when they change (``signoff.runtime.reset``; the database
+connection is kept).
 
 Some variables are never taken from the template locally, because their template values point at a
 real AWS account, and a developer with credentials must not publish to it from ``make dev``:
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 from collections.abc import Collection, Iterator, Mapping, MutableMapping
 
-from signoff.local.template import Template
+from signoff import runtime
+from signoff_dev.template import Template
 
 # Never from the template locally: see the module docstring.
 DENIED = frozenset(
@@ -74,30 +75,6 @@ def function_overlays(template: Template, explicit: Collection[str]) -> dict[str
     }
 
 
-def reset_runtime_caches(*, keep_store: bool = True) -> None:
-    """Forget what the runtime built from the environment (settings, dependencies, models, catalog).
-
-    Args:
-        keep_store: keep the store and its open connection (the database URL does not change between
-            functions); False also closes and forgets it.
-    """
-    runtime = sys.modules.get("signoff.runtime")
-    if not keep_store and runtime is not None:
-        get_store = getattr(runtime, "get_store", None)
-        info = getattr(get_store, "cache_info", None)
-        if info is not None and info().currsize:
-            with contextlib.suppress(Exception):
-                get_store().close()
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("signoff.") or name.startswith("signoff.local") or module is None:
-            continue
-        for attr, value in list(vars(module).items()):
-            if keep_store and name == "signoff.runtime" and attr == "get_store":
-                continue
-            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
-                value.cache_clear()
-
-
 def apply_overlay(overlay: Mapping[str, str | None], environ: MutableMapping[str, str] | None = None) -> bool:
     """Set and unset the overlay's variables; rebuild the runtime's settings when anything changed.
 
@@ -119,7 +96,7 @@ def apply_overlay(overlay: Mapping[str, str | None], environ: MutableMapping[str
             env[name] = value
             changed = True
     if changed:
-        reset_runtime_caches(keep_store=True)
+        runtime.reset(keep_store=True)
     return changed
 
 

@@ -9,9 +9,9 @@ handler lists in ``batchItemFailures`` (all of them when the invocation fails) c
 visibility timeout with ``ApproximateReceiveCount`` incremented, and after ``max_receives`` receives go
 to the dead letters (logged).
 
-The runtime never imports this package: ``install_runtime_services`` replaces
-``signoff.runtime.get_queue`` (and ``get_notifier``) for the dev server's process, and each container
-process installs relays that hand messages to the dev server over its pipe.
+The runtime never imports this package: the dev server hands its queue and notifier to the runtime with
+``signoff.runtime.provide(queue=..., notifier=...)``, and each container process provides relays
+(``RelayQueue``, ``RelayNotifier``) that hand messages to the dev server over its pipe.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.local.apigw import ACCOUNT_ID, REGION
+from signoff_dev.apigw import ACCOUNT_ID, REGION
 
-logger = logging.getLogger("signoff.local.queue")
+logger = logging.getLogger("signoff_dev.queue")
 
 QUEUE_NAME = "signoff-local-ResumeQueue"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{QUEUE_NAME}"
@@ -285,56 +285,6 @@ class LocalQueue:
                     heapq.heappush(self._heap, (ready, next(self._order), item))
             self._in_flight -= len(batch)
             self._cond.notify_all()
-
-
-class _Constant:
-    """Stands in for an ``lru_cache``d runtime getter: returns one object; ``cache_clear`` is a no-op."""
-
-    def __init__(self, value: Any, name: str) -> None:
-        self.value = value
-        self.__name__ = name
-        self.__qualname__ = name
-        self.__module__ = __name__
-
-    def __call__(self) -> Any:
-        return self.value
-
-    def cache_clear(self) -> None:
-        return None
-
-    def cache_info(self) -> Any:
-        return None
-
-
-def install_runtime_services(*, queue: Any = None, notifier: Any = None) -> Callable[[], None]:
-    """Make the runtime of this process use local stand-ins for the resume queue and the notifier.
-
-    Replaces ``signoff.runtime.get_queue`` / ``get_notifier`` (only those given) and forgets the cached
-    dependencies, so the next invocation builds them with the stand-ins.
-
-    Args:
-        queue: an object with ``send(message)``, e.g. a ``LocalQueue``.
-        notifier: an object with ``run_paused(state, links)``, e.g. a ``LocalNotifier``.
-
-    Returns:
-        A function that puts the originals back.
-    """
-    from signoff import runtime
-
-    saved: dict[str, Any] = {}
-    for name, value in (("get_queue", queue), ("get_notifier", notifier)):
-        if value is not None:
-            saved[name] = getattr(runtime, name)
-            setattr(runtime, name, _Constant(value, name))
-    runtime.dependencies.cache_clear()
-
-    def uninstall() -> None:
-        for name, original in saved.items():
-            if isinstance(getattr(runtime, name), _Constant):
-                setattr(runtime, name, original)
-        runtime.dependencies.cache_clear()
-
-    return uninstall
 
 
 class RelayQueue:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from signoff.local.apigw import FakeLambdaContext
-from signoff.local.template import Function, Template, find_repo_root, load_template
+from signoff_dev.apigw import FakeLambdaContext
+from signoff_dev.template import Function, Template, find_repo_root, load_template
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -24,7 +24,7 @@ FAULT_KINDS = ("429", "500", "timeout", "malformed_tool_call")
 DEFAULT_DIMENSIONS = 1536
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "text-embedding-3-small", "text-embedding-3-large")
 BANNER = (
-    "STAND-IN MODEL: answers come from signoff.local.standin, a deterministic rule-based fake of the "
+    "STAND-IN MODEL: answers come from signoff_dev.standin, a deterministic rule-based fake of the "
     "OpenAI API - NOT a real model. Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real one."
 )
 

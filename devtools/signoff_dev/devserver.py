@@ -1,21 +1,24 @@
 """`make dev`: the HTTP API on loopback, each request turned into the API Gateway v2 event AWS would send.
 
 Around the routes, the dev server plays the parts of AWS that a paused run needs without an account:
-a local resume queue (``signoff.local.queue``) that hands background runs, decided pauses and deadline
+a local resume queue (``signoff_dev.queue``) that hands background runs, decided pauses and deadline
 hand-offs to ResumeWorkerFunction; the upkeep schedule (ExpireApprovalsFunction every
-``--upkeep-seconds``); a pause notifier that prints approval links (``signoff.local.notifier``); and,
-with ``SIGNOFF_AUTH=jwt``, API Gateway's JWT authorizer (``signoff.local.jwt``).
+``--upkeep-seconds``); a pause notifier that prints approval links (``signoff_dev.notifier``); and,
+with ``SIGNOFF_AUTH=jwt``, API Gateway's JWT authorizer (``signoff_dev.jwt``).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -25,17 +28,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from signoff.local import jwt
-from signoff.local.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
-from signoff.local.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
-from signoff.local.env import EnvGate, Overlay, function_overlays, reset_runtime_caches
-from signoff.local.handlers import invoke
-from signoff.local.notifier import CHANNEL_VARIABLES, LocalNotifier
-from signoff.local.queue import LocalQueue, install_runtime_services
-from signoff.local.standin import StandinModel
-from signoff.local.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
+from signoff import runtime
+from signoff_dev import jwt
+from signoff_dev.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
+from signoff_dev.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
+from signoff_dev.env import EnvGate, Overlay, function_overlays
+from signoff_dev.handlers import invoke
+from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
+from signoff_dev.queue import LocalQueue
+from signoff_dev.standin import StandinModel
+from signoff_dev.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
 
-logger = logging.getLogger("signoff.local.devserver")
+logger = logging.getLogger("signoff_dev.devserver")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_TIMEOUT_MS = 29_000
@@ -51,7 +55,7 @@ AUTH_MODES = ("none", "jwt")
 _BANNER = """
 ************************************************************************
 ***  STAND-IN MODEL - this is NOT a real language model.
-***  Answers come from signoff.local.standin, a deterministic fake of
+***  Answers come from signoff_dev.standin, a deterministic fake of
 ***  the OpenAI API for demos and tests, listening on {url}
 ***  For a real model set OPENAI_API_KEY (or OPENAI_BASE_URL) and restart.
 ************************************************************************
@@ -81,7 +85,7 @@ class LocalBackends:
     ``SIGNOFF_SLACK_SIGNING_SECRET=dev-slack-signing-secret``). ``stop()`` restores the environment.
 
     The template's variables are not put into this process's environment: each function's differ, so
-    they are applied per invocation (``overlays``, see ``signoff.local.env``).
+    they are applied per invocation (``overlays``, see ``signoff_dev.env``).
 
     Attributes:
         database_url: the libpq URL in use, once started.
@@ -120,7 +124,7 @@ class LocalBackends:
     def start(self) -> None:
         """Start what is needed; set ``SIGNOFF_DATABASE_URL``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``."""
         if self.database_url is None:
-            from signoff.local.postgres import start_postgres
+            from signoff_dev.postgres import start_postgres
 
             self._postgres, self.database_url = start_postgres(dev_data_dir(self.repo_root))
         self._setenv("SIGNOFF_DATABASE_URL", self.database_url)
@@ -145,7 +149,7 @@ class LocalBackends:
         self.explicit = frozenset(os.environ)
         if self._template is not None:
             self.overlays = function_overlays(self._template, self.explicit)
-        reset_runtime_caches(keep_store=False)
+        runtime.reset(keep_store=False)
 
     @property
     def managed(self) -> list[str]:
@@ -158,7 +162,7 @@ class LocalBackends:
             self.standin.stop()
             self.standin = None
         if self._postgres is not None:
-            from signoff.local.postgres import stop_postgres
+            from signoff_dev.postgres import stop_postgres
 
             stop_postgres(self._postgres)
             self._postgres = None
@@ -171,7 +175,57 @@ class LocalBackends:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
-        reset_runtime_caches(keep_store=False)
+        runtime.reset(keep_store=False)
+
+
+class BodyRefused(Exception):
+    """A request body the server will not read or take, and the status that says why.
+
+    Args:
+        status: 400 (malformed length or chunk), 413 (over the limit), 501 (unsupported coding).
+        message: the ``message`` of the JSON answer.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILERS = 64
+# Query parameters and path parameters whose values are credentials: never written to the log.
+_SECRET_NAME = re.compile(r"token|secret|signature|password|key|code|sig", re.IGNORECASE)
+
+
+def loggable_path(path: str, query: str = "", params: dict[str, str] | None = None) -> str:
+    """The request path for the access log, with credentials left out.
+
+    Approval links carry their token in the path (``/approvals/{token}``): a path parameter or a query
+    parameter whose name says it is a credential (token, secret, signature, key, ...) is logged as
+    ``<name>``.
+
+    Args:
+        path: the raw path.
+        query: the raw query string.
+        params: the matched route's path parameters.
+
+    Returns:
+        What the log may show.
+    """
+    segments = path.split("/")
+    hidden = {value for name, value in (params or {}).items() if value and _SECRET_NAME.search(name)}
+    names = {value: name for name, value in (params or {}).items()}
+    logged = "/".join(f"<{names[s]}>" if s in hidden else s for s in segments)
+    if not query:
+        return logged
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        pairs.append(f"{name}=<{name}>" if equals and value and _SECRET_NAME.search(name) else pair)
+    return f"{logged}?{'&'.join(pairs)}"
 
 
 def lambda_result_to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -209,36 +263,52 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug(format, *args)
 
     def _write(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.send_response(status)
+        """Send the whole response (status line, headers and body) in one write.
+
+        Written in pieces, a kept-alive client's delayed ACK and Nagle's algorithm hold the body back
+        until the client's ACK timer fires (about 40 ms on Linux) on every request.
+        """
+        self.log_request(status)
+        phrase = self.responses.get(status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {status} {phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+        ]
         names = {name.lower() for name, _ in headers}
         for name, value in headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
+                lines.append(f"{name}: {value}")
         if "content-type" not in names and body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+            lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "strict")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
-    def _read_body(self, limit: int) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > limit:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
+    def _read_body(self, limit: int) -> bytes:
+        """The request body, at most ``limit`` bytes, framed by ``Content-Length`` or chunked.
+
+        Raises:
+            BodyRefused: a malformed or ambiguous length (400, the body is not read), a transfer
+                coding other than chunked (501), or a body over ``limit`` however it is declared (413).
+        """
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings:
+            if lengths:  # two framings: which one a proxy used is anyone's guess (request smuggling)
+                raise BodyRefused(400, "Content-Length and Transfer-Encoding must not both be sent")
+            codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+            if codings != ["chunked"]:
+                raise BodyRefused(501, "only the chunked transfer coding is supported")
+            return self._read_chunked(limit)
+        declared = {v.strip() for value in lengths for v in value.split(",")}
+        if not declared:
+            return b""
+        if len(declared) != 1 or not _DIGITS.fullmatch(next(iter(declared))):
+            raise BodyRefused(400, "Content-Length must be one non-negative integer")
+        length = int(next(iter(declared)))
         if length > limit:
             if length <= 8 * limit:
                 remaining = length
@@ -247,22 +317,48 @@ class _Handler(BaseHTTPRequestHandler):
                     if not chunk:
                         break
                     remaining -= len(chunk)
-            return None
-        return self.rfile.read(length) if length else b""
+            raise BodyRefused(413, "Request Entity Too Large")
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BodyRefused(400, "the body ended before its Content-Length")
+        return body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+            size_text = line.split(b";", 1)[0].strip()
+            if len(line) > _MAX_CHUNK_LINE or not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+                raise BodyRefused(400, "malformed chunk size")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > limit:
+                raise BodyRefused(413, "Request Entity Too Large")
+            data = self.rfile.read(size)
+            if len(data) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BodyRefused(400, "malformed chunk")
+            chunks.append(data)
+        for _ in range(_MAX_TRAILERS):
+            if self.rfile.readline(_MAX_CHUNK_LINE + 1) in (b"\r\n", b"\n", b""):
+                return b"".join(chunks)
+        raise BodyRefused(400, "too many trailer fields")
 
     def _handle(self) -> None:
         app = self.server.app
         started = time.perf_counter()
         raw_path, _, query = self.path.partition("?")
+        logged_path = loggable_path(raw_path, query)
         status = 500
         try:
-            body = self._read_body(app.max_body_bytes)
-            if body is None:
-                self.close_connection = True
-                status = 413
-                self._write(
-                    413, [("content-type", "application/json")], b'{"message":"Request Entity Too Large"}'
-                )
+            try:
+                body = self._read_body(app.max_body_bytes)
+            except BodyRefused as refused:
+                self.close_connection = True  # where the next request starts is unknown
+                status = refused.status
+                message = json.dumps({"message": refused.message}).encode()
+                self._write(status, [("content-type", "application/json")], message)
                 return
             found = app.template.match(self.command, raw_path)
             if found is None:
@@ -270,6 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(404, [("content-type", "application/json")], b'{"message":"Not Found"}')
                 return
             route, params = found
+            logged_path = loggable_path(raw_path, query, params)
             claims: dict[str, Any] | None = None
             scopes: list[str] | None = None
             if app.auth == "jwt" and route.authorizer is not None:
@@ -312,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %d %.0fms", self.command, self.path, status, elapsed_ms)
+            logger.info("%s %s %d %.0fms", self.command, logged_path, status, elapsed_ms)
 
     def _forwarded_headers(self) -> list[tuple[str, str]]:
         """The request's headers with the ``x-forwarded-*`` ones API Gateway sets, as true locally:
@@ -357,6 +454,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a burst of simultaneous requests must queue, not be refused
     app: DevServer
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection, with Nagle's algorithm off (responses are small and go out at once)."""
+        conn, address = super().get_request()
+        with contextlib.suppress(OSError):  # not TCP (never here; the option is an optimisation)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, address
+
 
 class DevServer:
     """The local HTTP API: routes from ``template.yaml``, handlers called in-process with v2 events.
@@ -369,7 +473,7 @@ class DevServer:
         timeout_ms: the Lambda context's deadline per request (API Gateway's 29 s by default).
         max_body_bytes: larger request bodies get 413.
         auth: ``"none"`` (no token needed; loopback only) or ``"jwt"`` (API Gateway's JWT authorizer on
-            the routes the template gives one, with local HS256 tokens: see ``signoff.local.jwt``).
+            the routes the template gives one, with local HS256 tokens: see ``signoff_dev.jwt``).
         jwt_secret: the secret local tokens are signed with.
         queue: the local resume queue, once started (None when the template has no SQS consumer).
         notifier: the local pause notifier, once started (None when a real channel is configured).
@@ -413,7 +517,7 @@ class DevServer:
                 time (the handlers share one process, hence one cached connection). Applies to
                 ``containers=1``; the local queue's and the upkeep's invocations take their turn too.
             containers: how many warm "Lambda containers" serve requests. 1 calls the handlers in this
-                process. N > 1 starts N worker processes (see ``signoff.local.containers``), each
+                process. N > 1 starts N worker processes (see ``signoff_dev.containers``), each
                 handling one event at a time, so that concurrent requests really run concurrently, as
                 on Lambda; a request waits for a free container. A handler that dies in its container
                 answers 502 and the container is replaced by a fresh process.
@@ -451,7 +555,7 @@ class DevServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._env_gate = EnvGate()
-        self._uninstall: Any = None
+        self._provided = False  # this process's runtime has the local queue and notifier
         self._stopping = threading.Event()
         self._upkeep_thread: threading.Thread | None = None
 
@@ -505,7 +609,8 @@ class DevServer:
                 )
                 self.pool.start()
             else:
-                self._uninstall = install_runtime_services(queue=self.queue, notifier=self.notifier)
+                runtime.provide(queue=self.queue, notifier=self.notifier)
+                self._provided = True
             server = _Server((self.host, self.port), _Handler)
         except BaseException:
             self._stop_services()
@@ -560,9 +665,9 @@ class DevServer:
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.stop()
-        if self._uninstall is not None:
-            self._uninstall()
-            self._uninstall = None
+        if self._provided:
+            runtime.reset(keep_provided=False)
+            self._provided = False
         if self.backends is not None:
             self._env_gate.restore(self.backends.managed)
 
@@ -701,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m signoff.local.devserver", description=__doc__.split("\n")[0]
+        prog="python -m signoff_dev.devserver", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 7777))
@@ -764,6 +869,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def describe_secret(
+    name: str, dev_default: str, environ: dict[str, str] | None = None, *, value: str | None = None
+) -> str:
+    """How the start-up summary shows a secret: its value only when it is the built-in dev default.
+
+    A secret the developer chose (or one from Secrets Manager) is only said to be set: terminals are
+    shared, scrolled back and pasted into issues.
+
+    Args:
+        name: the variable, e.g. ``SIGNOFF_WEBHOOK_SECRET``.
+        dev_default: the value the dev server uses when none is set (safe to show: it is public).
+        environ: the environment (``os.environ``).
+        value: the value in use, when it does not come from ``environ[name]``.
+
+    Returns:
+        e.g. ``SIGNOFF_WEBHOOK_SECRET=dev-webhook-secret (the dev default)`` or
+        ``SIGNOFF_WEBHOOK_SECRET is set (value not shown)``.
+    """
+    env = os.environ if environ is None else environ
+    current = value if value is not None else env.get(name, "")
+    if current == dev_default:
+        return f"{name}={dev_default} (the dev default)"
+    if current:
+        return f"{name} is set (value not shown)"
+    if env.get(f"{name}_ARN"):
+        return f"{name} comes from {name}_ARN (value not shown)"
+    return f"{name} is not set"
+
+
 def _summary(server: DevServer, url: str) -> str:
     lines = [f"\nSignoff dev server on {url}  (database: {dev_data_dir(server.repo_root)})"]
     if server.containers > 1:
@@ -775,7 +909,8 @@ def _summary(server: DevServer, url: str) -> str:
     if jwt_mode:
         lines.append(
             'Auth: JWT. Routes marked [JWT] need  -H "Authorization: Bearer $(make -s token SUB=alice)"'
-            f"  (HS256, iss {jwt.ISSUER}, aud {jwt.AUDIENCE})"
+            f"  (HS256, iss {jwt.ISSUER}, aud {jwt.AUDIENCE}; "
+            f"{describe_secret(jwt.SECRET_ENV, jwt.DEFAULT_SECRET, value=server.jwt_secret)})"
         )
     else:
         lines.append("Auth: none (SIGNOFF_AUTH=jwt make dev to require tokens as API Gateway would)")
@@ -794,8 +929,10 @@ def _summary(server: DevServer, url: str) -> str:
             + ", ".join(name for name in CHANNEL_VARIABLES if os.environ.get(name))
             + ")"
         )
-    secret = os.environ.get("SIGNOFF_WEBHOOK_SECRET", "(from its ARN)")
-    lines.append(f"Signed webhooks (POST /approvals/webhook): SIGNOFF_WEBHOOK_SECRET={secret}")
+    webhook = describe_secret("SIGNOFF_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)
+    lines.append(f"Signed webhooks (POST /approvals/webhook): {webhook}")
+    slack = describe_secret("SIGNOFF_SLACK_SIGNING_SECRET", DEV_SLACK_SIGNING_SECRET)
+    lines.append(f"Slack buttons (POST /approvals/slack): {slack}")
     lines.append("Ctrl-C to stop.\n")
     return "\n".join(lines)
 
