@@ -96,7 +96,7 @@ for path in botocore boto3 urllib3 signoff_dev signoff/local; do
     exit 1
   }
 done
-[ -f "$build/SignoffLayer/python/signoff/__pycache__/service.cpython-312.pyc" ] || {
+[ -f "$build/SignoffLayer/python/signoff/__pycache__/state.cpython-312.pyc" ] || {
   echo "check-template: SignoffLayer ships no Python 3.12 bytecode" >&2
   exit 1
 }
