@@ -9,20 +9,26 @@ def _start(api, message, session="s-kinds"):
     return api.start(message, agent_id="ops", session_id=session).json()
 
 
-def test_user_input_tool_pauses_with_a_schema_and_runs_with_the_users_value(api):
+def test_user_input_tool_pauses_with_a_schema_and_runs_with_the_users_value(api, model):
     # Given the model wants to book a room but the user must pick it
-    paused = _start(api, 'call book_room {"title": "Standup", "room": "any"}')
+    paused = _start(api, 'call book_room {"title": "Standup"}')
+
+    # Then the model was not offered the room, and the run waits for the user
+    [offered] = [t["function"] for t in model.requests[0]["tools"] if t["function"]["name"] == "book_room"]
+    assert list(offered["parameters"]["properties"]) == ["title"]
+    assert offered["parameters"]["required"] == ["title"]
     assert paused["status"] == "PAUSED"
     assert paused["content"] == "I have tools to execute, but I need user input."
     [call] = paused["tools"]
     assert call["requires_user_input"] is True
     assert call["user_input_schema"] == [
+        {"name": "title", "field_type": "str", "description": "Meeting title", "value": "Standup"},
         {
             "name": "room",
             "field_type": "str",
             "description": "Room to book, chosen by the user",
-            "value": "any",
-        }
+            "value": None,
+        },
     ]
 
     # When the user fills the field in

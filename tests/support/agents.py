@@ -227,3 +227,37 @@ mixed = Agent(
     tools=[wire_money, archive_report],
 )
 AGENTS.append(mixed)
+
+
+@tool(requires_user_input=True, user_input_fields=["priority", "due_in_days"])
+def file_ticket(title: str, priority: str, due_in_days: int = 5) -> str:
+    """File a support ticket; the human sets its priority and due date.
+
+    Args:
+        title: What is wrong
+        priority: How urgent it is, chosen by the human
+        due_in_days: Days until it is due, chosen by the human
+    """
+    EXECUTIONS.append(("file_ticket", {"title": title, "priority": priority, "due_in_days": due_in_days}))
+    return f"Filed {title!r} as {priority}, due in {due_in_days} days"
+
+
+@tool(requires_user_input=True)
+def plan_trip(city: str, nights: int) -> str:
+    """Plan a trip; the human may change any of it.
+
+    Args:
+        city: Where to go
+        nights: How many nights
+    """
+    EXECUTIONS.append(("plan_trip", {"city": city, "nights": nights}))
+    return f"Planned {nights} nights in {city}"
+
+
+helpdesk = Agent(
+    id="helpdesk",
+    name="Helpdesk",
+    instructions=["You file tickets and plan trips"],
+    tools=[file_ticket, plan_trip],
+)
+AGENTS.append(helpdesk)

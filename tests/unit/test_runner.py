@@ -221,22 +221,63 @@ def test_model_text_is_kept_as_pause_content_when_it_wrote_some():
     assert state.content == "Shall I delete them?"
 
 
-def test_user_input_tool_pauses_with_the_schema_prefilled_from_the_model():
-    # Given the model proposes a notification with both arguments
+def test_user_input_tool_is_offered_without_the_humans_field_and_pauses_when_the_model_leaves_it_out():
+    # Given the model proposes a notification with only its own argument
+    model = ScriptedModel(calls(("call_1", "send_notification", {"message": "hi"})))
+    state = new_state("notify someone")
+
+    # When the run advances
+    step, _, _ = run(state, model)
+
+    # Then the model was never offered the human's field, and the run pauses for it
+    [offered] = [t["function"] for t in model.tools[0] if t["function"]["name"] == "send_notification"]
+    assert offered["parameters"]["properties"] == {"message": {"type": "string"}}
+    assert offered["parameters"]["required"] == ["message"]
+    assert step is Step.PAUSED
+    assert state.content == PAUSE_CONTENT["user_input"]
+    [call] = state.pending_tools
+    assert call.requires_user_input is True
+    # every argument is listed: the model's value pre-filled, the human's empty
+    assert call.user_input_schema == [
+        {"name": "recipient", "field_type": "str", "description": None, "value": None},
+        {"name": "message", "field_type": "str", "description": None, "value": "hi"},
+    ]
+    assert executed == []
+
+
+def test_a_user_input_call_missing_one_of_the_models_own_arguments_goes_back_to_the_model():
+    # Given the model leaves out its own required argument
+    model = ScriptedModel(calls(("call_1", "send_notification", {})), text("Sorry."))
+    state = new_state("notify someone")
+
+    # When the run advances
+    step, _, _ = run(state, model)
+
+    # Then no human is asked: the model is told what it missed (and not about the human's field)
+    assert step is Step.COMPLETED
+    [call] = state.tools
+    assert call.tool_call_error is True and call.requires_user_input is None
+    assert "message: Field required" in call.result and "recipient" not in call.result
+
+
+def test_a_value_the_model_sends_for_the_humans_field_is_only_a_suggestion():
+    # Given the model sends the human's field although it was not offered
     model = ScriptedModel(calls(("call_1", "send_notification", {"recipient": "ann", "message": "hi"})))
     state = new_state("notify ann")
 
     # When the run advances
     step, _, _ = run(state, model)
 
-    # Then it pauses for user input, asking only for the declared field, pre-filled
+    # Then the run still pauses for the human, the model's value shown as Agno shows it
     assert step is Step.PAUSED
-    assert state.content == PAUSE_CONTENT["user_input"]
     [call] = state.pending_tools
-    assert call.requires_user_input is True
-    assert call.user_input_schema == [
-        {"name": "recipient", "field_type": "str", "description": None, "value": "ann"}
-    ]
+    assert call.user_input_schema[0] == {
+        "name": "recipient",
+        "field_type": "str",
+        "description": None,
+        "value": "ann",
+    }
+    assert executed == []
 
 
 # --- automatic tools ----------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def test_bare_decorator_and_decorator_with_options_both_build_tools():
     assert bare.execute({"key": "k"}).content == named.execute({"key": "k"}).content == "k"
 
 
-def test_requires_user_input_lists_the_named_fields_with_types_and_descriptions():
+def test_requires_user_input_keeps_the_humans_fields_out_of_the_models_schema():
     # Given a tool where the human supplies only the recipient
     @tool(requires_user_input=True, user_input_fields=["recipient"])
     def send(recipient: str, message: str, retries: int = 1) -> str:
@@ -183,25 +183,73 @@ def test_requires_user_input_lists_the_named_fields_with_types_and_descriptions(
         """
         return "sent"
 
-    # Then only that field is asked for, typed and described
+    # Then the model is neither offered nor required the recipient
     assert send.requirement == "user_input"
+    assert send.parameters == {
+        "type": "object",
+        "properties": {
+            "message": {"type": "string", "description": "The text"},
+            "retries": {"type": "integer"},
+        },
+        "required": ["message"],
+    }
+    # and the human's field is typed and described, while the paused schema lists every argument
     assert send.user_input_fields == (UserInputField("recipient", "str", "Who receives it"),)
+    assert [f.name for f in send.user_input_schema] == ["recipient", "message", "retries"]
+    assert send.hidden_from_model == {"recipient"}
 
 
-def test_requires_user_input_without_field_list_asks_for_every_argument():
+def test_requires_user_input_without_field_list_shows_the_model_everything_and_asks_for_every_argument():
     # Given a user-input tool without user_input_fields
     @tool(requires_user_input=True)
     def book(room: str, hours: int, ids: list[int], options: dict) -> str:
         """Book a room."""
         return "booked"
 
-    # Then every argument is a field, with the contract's field types
+    # Then (as Agno) the model sees every argument, and every argument is a field the human may set
+    assert book.parameters["required"] == ["room", "hours", "ids", "options"]
+    assert book.hidden_from_model == frozenset()
     assert [(f.name, f.field_type) for f in book.user_input_fields] == [
         ("room", "str"),
         ("hours", "int"),
         ("ids", "list"),
         ("options", "dict"),
     ]
+    assert book.user_input_schema == book.user_input_fields
+
+
+def test_naming_user_input_fields_implies_requires_user_input():
+    # Given fields named without the flag (Agno's decorator sets it then)
+    @tool(user_input_fields=["room"])
+    def book(title: str, room: str) -> str:
+        """Book a room."""
+        return "booked"
+
+    assert book.requirement == "user_input"
+    assert list(book.parameters["properties"]) == ["title"]
+
+
+def test_a_proposal_may_lack_the_humans_fields_but_not_the_models():
+    @tool(requires_user_input=True, user_input_fields=["priority"])
+    def file_ticket(title: str, priority: int) -> str:
+        """File a ticket."""
+        return "filed"
+
+    # the human's field may be missing or null
+    file_ticket.validate_proposal({"title": "Disk full"})
+    file_ticket.validate_proposal({"title": "Disk full", "priority": None})
+    # the model's own argument may not, and whatever the model sends must fit the signature
+    with pytest.raises(ToolArgumentsInvalid, match="title: Field required"):
+        file_ticket.validate_proposal({})
+    with pytest.raises(ToolArgumentsInvalid, match="priority"):
+        file_ticket.validate_proposal({"title": "Disk full", "priority": "soon"})
+    with pytest.raises(ToolArgumentsInvalid, match="assignee"):
+        file_ticket.validate_proposal({"title": "Disk full", "assignee": "bob"})
+    # the complete arguments are coerced for storing, defaults left to the function
+    assert file_ticket.checked_arguments({"title": "Disk full", "priority": "2"}) == {
+        "title": "Disk full",
+        "priority": 2,
+    }
 
 
 def test_user_input_field_that_is_not_an_argument_is_refused_at_definition():
@@ -423,4 +471,5 @@ def test_every_shipped_tool_builds_its_argument_checker():
     # Then each tool's checker builds, so a signature pydantic cannot check fails here, not mid-run
     for agent in AGENTS:
         for shipped in agent.tools:
-            assert set(shipped.arguments_model.model_fields) == set(shipped.parameters["properties"])
+            offered = set(shipped.parameters["properties"]) | shipped.hidden_from_model
+            assert set(shipped.arguments_model.model_fields) == offered

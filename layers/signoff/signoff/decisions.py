@@ -34,6 +34,7 @@ from signoff.errors import (
     Conflict,
     DigestStale,
     Expired,
+    InvalidFields,
     InvalidInput,
     NotAllowed,
     NotFound,
@@ -146,6 +147,8 @@ class Plan:
     args: dict[str, Any] | None = None
     schema: list[dict[str, Any]] | None = None
     result: str | None = None
+    # The values the human sent for a user-input call (the rest of ``args`` is the model's).
+    supplied: dict[str, Any] | None = None
 
     @property
     def lets_it_run(self) -> bool:
@@ -187,7 +190,7 @@ def decisions_from_form(items: list[dict[str, Any]]) -> list[Decision]:
         if schema is not None:
             if not isinstance(schema, list) or not all(isinstance(f, dict) for f in schema):
                 raise InvalidInput(f"user_input_schema of {call_id} must be a list of fields")
-            values = {f.get("name"): f.get("value") for f in schema if isinstance(f.get("name"), str)}
+            values = _field_values(call_id, schema)
         result = item.get("result")
         if result is not None and not isinstance(result, str):
             result = json.dumps(result)
@@ -217,6 +220,20 @@ def decisions_from_form(items: list[dict[str, Any]]) -> list[Decision]:
             )
         )
     return decisions
+
+
+def _field_values(call_id: str, schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """The values a ``user_input_schema`` carries by name; an entry without ``value`` sets nothing."""
+    values: dict[str, Any] = {}
+    for spec in schema:
+        name = spec.get("name")
+        if not isinstance(name, str):
+            raise InvalidInput(f"each field in user_input_schema of {call_id} needs a name")
+        if name in values:
+            raise InvalidInput(f"field {name} appears twice in user_input_schema of {call_id}")
+        if "value" in spec:
+            values[name] = spec["value"]
+    return values
 
 
 def check(
@@ -300,24 +317,59 @@ def _verdict(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
 
 
 def _answer(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
+    """The human's values completing a user-input call's arguments.
+
+    Only the fields the tool gives the human can be set; the model's arguments stay as stored (an
+    echo may repeat them, never change them). A field that is the human's alone never takes a value
+    the model suggested for it: only one the human sends.
+
+    Raises:
+        InvalidInput: no values, an unknown field, a changed model argument, a missing required value.
+        InvalidFields: a value that does not fit the tool's signature.
+    """
     from signoff.tools import ToolArgumentsInvalid
 
+    call_id = call.tool_call_id
     if decision.values is None:
-        raise InvalidInput(f"user_input_schema with values is required for tool call {call.tool_call_id}")
+        raise InvalidInput(f"user_input_schema with values is required for tool call {call_id}")
     schema = [dict(f) for f in call.user_input_schema or []]
+    unknown = sorted(set(decision.values) - {spec["name"] for spec in schema})
+    if unknown:
+        raise InvalidInput(f"user_input_schema of {call_id} has no field {', '.join(unknown)}")
+    human = {f.name for f in tool.user_input_fields}
     args = dict(call.tool_args)
-    for spec in schema:
-        name = spec["name"]
-        value = decision.values.get(name, spec.get("value"))
-        if value is None:
-            raise InvalidInput(f"user_input_schema of {call.tool_call_id} needs a value for {name}")
-        spec["value"] = value
-        args[name] = value
+    supplied: dict[str, Any] = {}
+    for name, value in decision.values.items():
+        if name not in human:
+            if _canonical(value) != _canonical(call.tool_args.get(name)):
+                raise InvalidInput(
+                    f"{name} of tool call {call_id} is the model's argument; a decision cannot change it "
+                    f"(the human sets {', '.join(sorted(human))})"
+                )
+        elif value is not None:
+            args[name] = supplied[name] = value
+    for name in human:
+        if name not in supplied and (name in tool.hidden_from_model or args.get(name) is None):
+            args.pop(name, None)  # the function's default, if it has one
+    missing = sorted(tool.required_arguments - set(args))
+    if missing:
+        raise InvalidInput(f"user_input_schema of {call_id} needs a value for {', '.join(missing)}")
     try:
-        args = tool.validate_arguments(args)
+        args = tool.checked_arguments(args)
     except ToolArgumentsInvalid as exc:
-        raise InvalidInput(str(exc)) from None
-    return Plan(call, Verdict.ANSWER, args=args, schema=schema)
+        raise InvalidFields(
+            [
+                {**err, "loc": ["body", "tools", call_id, "user_input_schema", *err["loc"]]}
+                for err in exc.errors
+            ]
+        ) from None
+    for spec in schema:
+        spec["value"] = args.get(spec["name"])
+    return Plan(call, Verdict.ANSWER, args=args, schema=schema, supplied=supplied)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
@@ -326,12 +378,16 @@ def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
     audit = []
     for plan in plans:
         call = plan.call
+        detail: dict[str, Any] = {}
         if plan.verdict is Verdict.APPROVE:
             call.approve(stamp, plan.note)
         elif plan.verdict is Verdict.REJECT:
             call.reject(stamp, plan.note)
         elif plan.verdict is Verdict.ANSWER:
+            # Both sides of the arguments: what the model proposed, and what the human added.
+            detail = {"proposed_args": dict(call.tool_args), "user_input": plan.supplied or {}}
             call.answer(stamp, plan.args or {}, plan.schema or [])
+            detail["proposed_args_digest"] = call.proposed_digest
         else:
             call.supply_result(stamp, plan.result or "")
         audit.append(
@@ -345,6 +401,7 @@ def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
                     "decision": "approved" if call.state in ("approved", "succeeded") else str(call.state),
                     "note": call.confirmation_note,
                     "args_digest": call.args_digest,
+                    **detail,
                     **decider.meta,
                 },
             )

@@ -150,7 +150,8 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
     call.schema_hash = tool.schema_hash
     call.stop_after_tool_call = tool.stop_after_tool_call or None
     try:
-        tool.validate_arguments(raw_args)
+        # Only what the model sent is checked: an argument the human may set can be missing.
+        tool.validate_proposal(raw_args)
     except ToolArgumentsInvalid as exc:
         # Goes back to the model as a tool error; a human is never asked to approve a call
         # that could not run anyway.
@@ -165,6 +166,8 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
     elif tool.requirement == "user_input":
         call.requires_user_input = True
         call.requires_confirmation = tool.requires_confirmation or None
+        # Every argument, the model's values filled in (as Agno, also a value it sent for a field
+        # that is the human's alone: shown as a suggestion, used only if the human sends it back).
         call.user_input_schema = [
             {
                 "name": f.name,
@@ -172,7 +175,7 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
                 "description": f.description,
                 "value": raw_args.get(f.name),
             }
-            for f in tool.user_input_fields
+            for f in tool.user_input_schema
         ]
     else:
         call.external_execution_required = True

@@ -360,8 +360,10 @@ class ToolCall:
         self.model_message = note or REJECTED_MESSAGE
 
     def answer(self, stamp: Stamp, args: dict[str, Any], schema: list[dict[str, Any]]) -> None:
-        """The human's input: the call runs with ``args`` (the digest moves with them)."""
+        """The human's input: the call runs with ``args`` (the digest moves with them, and the one
+        the model proposed stays in ``proposed_digest`` for the audit trail)."""
         self._decide(CallState.APPROVED, stamp)
+        self.proposed_digest = self.args_digest
         self.tool_args = args
         self.args_digest = self.decision_digest = args_digest(self.tool_name, args)
         self.user_input_schema = schema

@@ -35,12 +35,20 @@ class ToolOutput:
 
 
 class ToolArgumentsInvalid(ValueError):
-    """The model's arguments do not fit the tool's signature; the text goes back to the model."""
+    """Arguments do not fit the tool's signature; the text goes back to the model.
+
+    Attributes:
+        errors: each problem as pydantic reports it (``loc``, ``msg``, ``type``).
+    """
+
+    def __init__(self, message: str, errors: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
 
 
 @dataclass(frozen=True)
 class UserInputField:
-    """One argument that a human fills in before a ``requires_user_input`` tool runs."""
+    """One argument of a ``requires_user_input`` tool, as its paused call lists it."""
 
     name: str
     field_type: FieldType
@@ -63,7 +71,12 @@ class Tool:
     argument_fields: dict[str, tuple[Any, Any]] = field(compare=False, repr=False)
     requires_confirmation: bool = False
     requires_user_input: bool = False
+    # The arguments the human may set (the declared ``user_input_fields``, else every argument).
     user_input_fields: tuple[UserInputField, ...] = ()
+    # Every argument, in signature order: what a paused call's ``user_input_schema`` lists.
+    user_input_schema: tuple[UserInputField, ...] = ()
+    # The declared ``user_input_fields``: the human's alone, left out of the model's JSON schema.
+    hidden_from_model: frozenset[str] = frozenset()
     external_execution: bool = False
     idempotent: bool = False
     stop_after_tool_call: bool = False
@@ -101,22 +114,65 @@ class Tool:
             **self.argument_fields,
         )
 
+    @property
+    def required_arguments(self) -> frozenset[str]:
+        """The arguments without a default: the function cannot be called without them."""
+        return frozenset(name for name, (_, default) in self.argument_fields.items() if default is ...)
+
     def validate_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Check and coerce the model's arguments against the signature.
+        """Check and coerce the complete arguments against the signature.
+
+        Raises:
+            ToolArgumentsInvalid: with a message fit to show the model; ``errors`` lists each
+                problem as pydantic reports it.
+        """
+        parsed = self._parse(arguments)
+        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+
+    def validate_proposal(self, arguments: dict[str, Any]) -> None:
+        """Check the arguments the model proposed, before anyone is asked about the call.
+
+        Every value the model sent must fit the signature and name an argument, but an argument the
+        human may set can be missing: the human supplies it when the run continues (its ``null``
+        counts as missing).
 
         Raises:
             ToolArgumentsInvalid: with a message fit to show the model.
         """
+        human = {f.name for f in self.user_input_fields}
+        sent = {k: v for k, v in arguments.items() if not (k in human and v is None)}
+        self._parse(sent, may_lack=human)
+
+    def checked_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The complete arguments coerced to the signature, as JSON values (to be stored).
+
+        Only the arguments given are returned: defaults stay the function's own.
+
+        Raises:
+            ToolArgumentsInvalid: as :meth:`validate_arguments`.
+        """
+        dumped: dict[str, Any] = self._parse(arguments).model_dump(mode="json", include=set(arguments))
+        return dumped
+
+    def _parse(self, arguments: dict[str, Any], may_lack: set[str] | frozenset[str] = frozenset()) -> Any:
+        """The validated pydantic object; ``None`` when the only problems are arguments in ``may_lack``
+        being absent."""
         from pydantic import ValidationError
 
         try:
-            parsed = self.arguments_model.model_validate(arguments)
+            return self.arguments_model.model_validate(arguments)
         except ValidationError as exc:
+            errors = [
+                err
+                for err in exc.errors()
+                if not (err["type"] == "missing" and len(err["loc"]) == 1 and err["loc"][0] in may_lack)
+            ]
+            if not errors:
+                return None
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in errors
             )
-            raise ToolArgumentsInvalid(f"Invalid arguments for {self.name}: {problems}") from None
-        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+            raise ToolArgumentsInvalid(f"Invalid arguments for {self.name}: {problems}", errors) from None
 
     def execute(self, arguments: dict[str, Any]) -> ToolOutput:
         """Validate the arguments, call the function and return its result as text."""
@@ -153,8 +209,11 @@ def tool(
         name: the tool's name for the model; defaults to the function's name.
         description: overrides the docstring's first paragraph.
         requires_confirmation: the run pauses until a human confirms or rejects the call.
-        requires_user_input: the run pauses until a human supplies ``user_input_fields``.
-        user_input_fields: the arguments the human fills in; all of them when omitted.
+        requires_user_input: the run pauses until a human supplies ``user_input_fields``; the
+            paused call's ``user_input_schema`` lists every argument, the model's values filled in.
+        user_input_fields: the arguments only the human fills in (naming any implies
+            ``requires_user_input``): they are left out of the JSON schema the model is sent.
+            Omitted: the model sees every argument and the human may change any of them.
         external_execution: the client executes the tool and sends its result back.
         idempotent: running it twice is harmless, so a call whose outcome is unknown after a crash
             may be re-run on recovery instead of asking a human again.
@@ -178,17 +237,24 @@ def tool(
             unknown = set(user_input_fields) - set(field_types)
             if unknown:
                 raise ValueError(f"user_input_fields not in {fn.__name__}'s signature: {sorted(unknown)}")
-        wanted = list(user_input_fields) if user_input_fields is not None else list(field_types)
-        fields = tuple(UserInputField(n, field_types[n], doc.args.get(n)) for n in wanted)
+        # As Agno: naming fields asks for user input; declared fields are the human's alone and the
+        # model never sees them; without a list, the model sees every argument and the human may
+        # set any of them.
+        asks_human = requires_user_input or bool(user_input_fields)
+        hidden = frozenset(user_input_fields or ())
+        wanted = list(user_input_fields) if user_input_fields else list(field_types)
+        every = tuple(UserInputField(n, t, doc.args.get(n)) for n, t in field_types.items())
         built = Tool(
             name=name or fn.__name__,
             description=description or doc.summary,
             function=fn,
-            parameters=parameters,
+            parameters=_without(parameters, hidden),
             argument_fields=argument_fields,
             requires_confirmation=requires_confirmation,
-            requires_user_input=requires_user_input,
-            user_input_fields=fields if requires_user_input else (),
+            requires_user_input=asks_human,
+            user_input_fields=tuple(f for f in every if f.name in wanted) if asks_human else (),
+            user_input_schema=every if asks_human else (),
+            hidden_from_model=hidden,
             external_execution=external_execution,
             idempotent=idempotent,
             stop_after_tool_call=stop_after_tool_call,
@@ -204,6 +270,17 @@ def tool(
     if function is not None:
         return build(function)
     return build
+
+
+def _without(parameters: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
+    """The JSON schema the model is sent: the human's fields are neither offered nor required."""
+    if not hidden:
+        return parameters
+    return {
+        **parameters,
+        "properties": {k: v for k, v in parameters["properties"].items() if k not in hidden},
+        "required": [k for k in parameters["required"] if k not in hidden],
+    }
 
 
 def _with_hash(built: Tool, digest: str) -> Tool:
