@@ -229,7 +229,7 @@ def approval_events() -> dict[str, dict]:
         "approver": "ops-bot",
         "note": "ok",
     }
-    link = "/approvals/__TOKEN__"
+    link = "/approve/__TOKEN__"
     browser = {"accept": BROWSER_ACCEPT, "user-agent": BROWSER_AGENT}
     return {
         "approval_webhook.json": event(
@@ -257,13 +257,13 @@ def approval_events() -> dict[str, dict]:
             },
         ),
         "approval_link_get.json": event(
-            14, "GET", link, "/approvals/{token}", {"token": "__TOKEN__"}, headers=browser
+            14, "GET", link, "/approve/{token}", {"token": "__TOKEN__"}, headers=browser
         ),
         "approval_link_post.json": event(
             15,
             "POST",
             link,
-            "/approvals/{token}",
+            "/approve/{token}",
             {"token": "__TOKEN__"},
             content_type="application/x-www-form-urlencoded",
             body=urlencode({"note": "Checked with the data owner"}).encode(),

@@ -203,7 +203,7 @@ _SECRET_NAME = re.compile(r"token|secret|signature|password|key|code|sig", re.IG
 def loggable_path(path: str, query: str = "", params: dict[str, str] | None = None) -> str:
     """The request path for the access log, with credentials left out.
 
-    Approval links carry their token in the path (``/approvals/{token}``): a path parameter or a query
+    Approval links carry their token in the path (``/approve/{token}``): a path parameter or a query
     parameter whose name says it is a credential (token, secret, signature, key, ...) is logged as
     ``<name>``.
 

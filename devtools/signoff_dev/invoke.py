@@ -177,7 +177,7 @@ def placeholder_values(sets: list[str], environ: dict[str, str] | None = None) -
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         values[key.strip().upper()] = value
-    if "/approvals/" in values.get("TOKEN", ""):  # the whole approval link was given
+    if "/approve/" in values.get("TOKEN", ""):  # the whole approval link was given
         values["TOKEN"] = values["TOKEN"].rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return values
 

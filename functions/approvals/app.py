@@ -38,13 +38,13 @@ for _channel in channels.incoming():
     app.post(_channel.ROUTE)(_route(_channel))
 
 
-@app.get("/approvals/<token>")
+@app.get("/approve/<token>")
 def show_link(token: str) -> Response:
     page, status = link.show(dependencies(), token, app.current_event.path)
     return http.html_response(page, status)
 
 
-@app.post("/approvals/<token>")
+@app.post("/approve/<token>")
 def use_link(token: str) -> Response:
     fields = http.parse_fields(app.current_event.raw_event, dependencies().settings.max_body_bytes)
     note = fields.get("note") or None

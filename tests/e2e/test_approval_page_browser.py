@@ -70,7 +70,7 @@ def test_approving_in_a_browser_runs_the_tool_once_and_the_link_is_then_spent(se
     assert run["status"] == "PAUSED", run
     [call] = server.notifier.wait_for(run["run_id"])["tool_calls"]
     approve = call["approve_url"]
-    assert approve.startswith(f"{server.base_url}/approvals/")
+    assert approve.startswith(f"{server.base_url}/approve/")
     page = browser.new_page()
 
     # The link shows what would run, and decides nothing by itself

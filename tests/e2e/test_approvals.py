@@ -82,7 +82,7 @@ def test_a_pause_publishes_one_event_with_links_only_after_it_is_committed(api, 
     [call] = detail["tool_calls"]
     assert call["tool_name"] == "delete_records"
     assert call["tool_args"] == {"table_name": "users", "count": 50}
-    assert call["approve_url"].startswith("https://") and "/approvals/" in call["approve_url"]
+    assert call["approve_url"].startswith("https://") and "/approve/" in call["approve_url"]
     assert call["approve_url"] != call["reject_url"]
     assert call["expires_at"]
 
@@ -185,7 +185,7 @@ def test_approval_link_get_shows_but_never_decides(api, aws, paused, dump):
     approve_url = event["detail"]["tool_calls"][0]["approve_url"]
     before = dump()
 
-    page = api.call("GET", "/approvals/{token}", {"token": _token(approve_url)})
+    page = api.call("GET", "/approve/{token}", {"token": _token(approve_url)})
 
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     assert "delete_records" in page.text and "users" in page.text and "test_user" in page.text
@@ -197,14 +197,14 @@ def test_approval_link_post_decides_once(api, aws, paused, dump):
     run, event = paused
     token = _token(event["detail"]["tool_calls"][0]["approve_url"])
 
-    first = api.call("POST", "/approvals/{token}", {"token": token}, fields={"note": "go"}, form="urlencoded")
+    first = api.call("POST", "/approve/{token}", {"token": token}, fields={"note": "go"}, form="urlencoded")
 
     assert first.status == 200 and "approved" in first.text
     aws.run_worker()
     assert api.get(run["run_id"]).json()["status"] == "COMPLETED"
     before = dump()
-    again = api.call("POST", "/approvals/{token}", {"token": token}, fields={}, form="urlencoded")
-    page = api.call("GET", "/approvals/{token}", {"token": token})
+    again = api.call("POST", "/approve/{token}", {"token": token}, fields={}, form="urlencoded")
+    page = api.call("GET", "/approve/{token}", {"token": token})
     assert again.status == 409 and "already used" in again.text.lower()
     assert page.status == 410 and "already used" in page.text.lower()
     assert dump() == before
@@ -215,14 +215,14 @@ def test_the_other_link_of_a_decided_call_is_dead_too(api, aws, paused, dump):
     links = event["detail"]["tool_calls"][0]
     assert (
         api.call(
-            "POST", "/approvals/{token}", {"token": _token(links["reject_url"])}, fields={}, form="urlencoded"
+            "POST", "/approve/{token}", {"token": _token(links["reject_url"])}, fields={}, form="urlencoded"
         ).status
         == 200
     )
     before = dump()
 
     late = api.call(
-        "POST", "/approvals/{token}", {"token": _token(links["approve_url"])}, fields={}, form="urlencoded"
+        "POST", "/approve/{token}", {"token": _token(links["approve_url"])}, fields={}, form="urlencoded"
     )
 
     assert late.status == 409 and dump() == before
@@ -237,14 +237,14 @@ def test_an_expired_link_changes_nothing(api, aws, paused, dump, db):
         conn.execute("UPDATE approval_tokens SET expires_at = now() - interval '1 minute'")
     before = dump()
 
-    response = api.call("POST", "/approvals/{token}", {"token": token}, fields={}, form="urlencoded")
+    response = api.call("POST", "/approve/{token}", {"token": token}, fields={}, form="urlencoded")
 
     assert response.status == 410 and "expired" in response.text.lower()
     assert dump() == before
 
 
 def test_unknown_links_are_404(api, aws):
-    assert api.call("GET", "/approvals/{token}", {"token": "nope"}).status == 404
+    assert api.call("GET", "/approve/{token}", {"token": "nope"}).status == 404
 
 
 def test_link_pages_escape_what_they_show(api, aws):
@@ -259,7 +259,7 @@ def test_link_pages_escape_what_they_show(api, aws):
         pytest.skip("stand-in did not produce the paused call")
     [event] = aws.events()
     token = _token(event["detail"]["tool_calls"][0]["approve_url"])
-    page = api.call("GET", "/approvals/{token}", {"token": token})
+    page = api.call("GET", "/approve/{token}", {"token": token})
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
 
@@ -483,9 +483,9 @@ def test_database_round_trips_per_decision(api, aws, paused, how, trips):
             api, {"event_id": "evt-2", "token": token, "decision": "approve", "approver": "ops"}
         )
     elif how == "link":
-        answer = api.call("POST", "/approvals/{token}", {"token": _token(links["approve_url"])}, fields={})
+        answer = api.call("POST", "/approve/{token}", {"token": _token(links["approve_url"])}, fields={})
     else:
-        answer = api.call("GET", "/approvals/{token}", {"token": _token(links["approve_url"])})
+        answer = api.call("GET", "/approve/{token}", {"token": _token(links["approve_url"])})
 
     # Then the link or the run is read with the replay check in one query, and the decision is one write
     assert answer.status == (409 if how == "replayed webhook" else 200), answer.text

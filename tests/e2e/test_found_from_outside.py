@@ -72,7 +72,7 @@ def _outside_approval(api, aws, run, channel: str, links: dict) -> tuple[int, st
         return answer.status, answer.text
     if channel == "link":
         token = _token(links[call_id]["approve_url"])
-        answer = api.call("POST", "/approvals/{token}", {"token": token}, fields={})
+        answer = api.call("POST", "/approve/{token}", {"token": token}, fields={})
         return answer.status, answer.text
     message = {
         "kind": "decision",

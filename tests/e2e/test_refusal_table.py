@@ -92,7 +92,7 @@ def _decide(
         answer = _slack(api, run, digest=digest, action_ts=action_ts)
         return answer.status, answer.text
     if channel == "link":
-        answer = api.call("POST", "/approvals/{token}", {"token": _token(links["approve_url"])}, fields={})
+        answer = api.call("POST", "/approve/{token}", {"token": _token(links["approve_url"])}, fields={})
         return answer.status, answer.text
     message = {
         "kind": "decision",

@@ -321,9 +321,9 @@ def test_no_secret_leaks_through_a_flow_with_model_errors_webhooks_slack_and_lin
         link_run = _start(api, "Delete 9 old records from the carts table", "s-leak-4").json()
         [event] = _events(aws, captured)
         token = urlparse(event["detail"]["tool_calls"][0]["reject_url"]).path.rsplit("/", 1)[1]
-        assert api.call("GET", "/approvals/{token}", {"token": token}).status == 200
+        assert api.call("GET", "/approve/{token}", {"token": token}).status == 200
         posted = api.call(
-            "POST", "/approvals/{token}", {"token": token}, fields={"note": "no"}, form="urlencoded"
+            "POST", "/approve/{token}", {"token": token}, fields={"note": "no"}, form="urlencoded"
         )
         assert posted.status == 200
         _worker(aws, captured)

@@ -863,8 +863,8 @@ def test_hostile_query_strings_find_nothing_and_change_nothing(api, dump, open_r
         ("POST", CANCEL, "run_id"),
         ("GET", EVENTS, "run_id"),
         ("GET", "/sessions/{session_id}/runs", "session_id"),
-        ("GET", "/approvals/{token}", "token"),
-        ("POST", "/approvals/{token}", "token"),
+        ("GET", "/approve/{token}", "token"),
+        ("POST", "/approve/{token}", "token"),
     ],
     ids=[
         "start-agent",

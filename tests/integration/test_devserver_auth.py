@@ -158,7 +158,7 @@ def test_open_routes_need_no_token(server):
     status, _, document = _call(f"{server.base_url}/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")
     # An approval link authenticates by its token: the page answers (this one is unknown), no 401
-    status, headers, page = _call(f"{server.base_url}/approvals/{'x' * 43}")
+    status, headers, page = _call(f"{server.base_url}/approve/{'x' * 43}")
     assert status == 404 and "Link not valid" in page and "www-authenticate" not in headers
 
 

@@ -91,8 +91,8 @@ def test_a_background_start_answers_202_and_the_local_queue_runs_it_to_its_pause
     # The pause was announced locally, with links to this server (plain http, the truth locally)
     links = server.notifier.links(accepted["run_id"])
     [call_links] = links.values()
-    assert call_links["approve"].startswith(f"{server.base_url}/approvals/")
-    assert call_links["reject"].startswith(f"{server.base_url}/approvals/")
+    assert call_links["approve"].startswith(f"{server.base_url}/approve/")
+    assert call_links["reject"].startswith(f"{server.base_url}/approve/")
 
 
 def test_posting_the_printed_approve_link_completes_the_run_through_the_queue(server):
@@ -304,12 +304,12 @@ def test_make_invoke_signs_the_sample_approval_events_over_their_final_body():
     )
 
     # An approval link's token, given as the whole printed link
-    link = placeholder_values([], {"TOKEN": "http://127.0.0.1:7777/approvals/tok_123"})
+    link = placeholder_values([], {"TOKEN": "http://127.0.0.1:7777/approve/tok_123"})
     page, missing = prepare_event(
         json.loads((ROOT / "events/approval_link_post.json").read_text()), link, **secrets
     )
     assert (
         not missing
-        and page["rawPath"] == "/approvals/tok_123"
+        and page["rawPath"] == "/approve/tok_123"
         and page["pathParameters"] == {"token": "tok_123"}
     )

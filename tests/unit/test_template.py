@@ -30,8 +30,8 @@ CONTRACT_ROUTES = {
 APPROVAL_ROUTES = {
     ("POST", "/approvals/webhook"): "ApprovalsFunction",
     ("POST", "/approvals/slack"): "ApprovalsFunction",
-    ("GET", "/approvals/{token}"): "ApprovalsFunction",
-    ("POST", "/approvals/{token}"): "ApprovalsFunction",
+    ("GET", "/approve/{token}"): "ApprovalsFunction",
+    ("POST", "/approve/{token}"): "ApprovalsFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), *APPROVAL_ROUTES}
 # Functions that can pause a run (and so announce it), and those that put work on the resume queue.

@@ -59,7 +59,7 @@ def issue_tokens(state: RunState, agent: Agent, *, now: int, fresh_only: bool = 
                     "expires_at": call.expires_at,
                 }
             )
-            links[call.tool_call_id][decision] = f"{base}/approvals/{token}"
+            links[call.tool_call_id][decision] = f"{base}/approve/{token}"
     return IssuedLinks(rows, links, fresh)
 
 

@@ -221,7 +221,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Replacement message"}, **_errors(400, 401, 409)},
                 },
             },
-            "/approvals/{token}": {
+            "/approve/{token}": {
                 "get": {
                     "summary": "Approval link: a confirm page (never decides)",
                     "parameters": [_param("token")],
