@@ -1,10 +1,12 @@
-"""Decisions from outside: each HTTP channel's route (signed webhooks, Slack) and approval links."""
+"""Decisions from outside: each HTTP channel's route (signed webhooks, Slack), approval links, and
+AgentOS's approvals API (/approvals, /approvals/count, /approvals/{id}[/status|/resolve])."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from signoff import channels, http, service
+from signoff import channels, http, service, wire
 from signoff.channels import link
+from signoff.config import get_settings
 from signoff.observability import logger, metrics, record_decision, tracer
 from signoff.runtime import channel_secret, dependencies
 
@@ -36,6 +38,58 @@ def _route(channel):
 
 for _channel in channels.incoming():
     app.post(_channel.ROUTE)(_route(_channel))
+
+
+def _caller() -> service.Principal | None:
+    return http.caller(app.current_event.raw_event, get_settings())
+
+
+@app.get("/approvals")
+def list_approvals() -> Response:
+    filters, page, limit = http.approval_query(app.current_event.query_string_parameters or {})
+    rows, total = service.list_approvals(dependencies(), _caller(), filters, page=page, limit=limit)
+    return http.json_response(http.approvals_page(rows, total, page, limit))
+
+
+@app.get("/approvals/count")
+def count_approvals() -> Response:
+    query = app.current_event.query_string_parameters or {}
+    count = service.count_pending(dependencies(), _caller(), user_id=query.get("user_id") or None)
+    return http.json_response({"count": count})
+
+
+@app.get("/approvals/<approval_id>/status")
+def approval_status(approval_id: str) -> Response:
+    row = service.get_approval(dependencies(), _caller(), approval_id)
+    return http.json_response(wire.approval_status_object(row))
+
+
+@app.get("/approvals/<approval_id>")
+def get_approval(approval_id: str) -> Response:
+    return http.json_response(
+        wire.approval_object(service.get_approval(dependencies(), _caller(), approval_id))
+    )
+
+
+@app.post("/approvals/<approval_id>/resolve")
+def resolve_approval(approval_id: str) -> Response:
+    deps = dependencies()
+    event = app.current_event.raw_event
+    approve, data = http.resolve_input(event, deps.settings.max_body_bytes)
+    row, outcome = service.resolve_approval(
+        deps, _caller(), approval_id, approve=approve, resolution_data=data, meta=http.request_meta(event)
+    )
+    record_decision(outcome.call, "approvals", deferred=outcome.deferred)
+    body = wire.approval_object(row)
+    if outcome.deferred:
+        body["detail"] = wire.DEFERRED_DETAIL
+    return http.json_response(body, 202 if outcome.deferred else 200)
+
+
+@app.delete("/approvals/<approval_id>")
+def delete_approval(approval_id: str) -> Response:
+    service.delete_approval(dependencies(), _caller(), approval_id)
+    return Response(status_code=204, body="")
 
 
 @app.get("/approve/<token>")

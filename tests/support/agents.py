@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from catalog.data_manager import data_manager, delete_records
-from signoff import Agent, tool
+from signoff import Agent, approval, tool
 
 EXECUTIONS: list[tuple[str, dict]] = []
 
@@ -261,3 +261,49 @@ helpdesk = Agent(
     tools=[file_ticket, plan_trip],
 )
 AGENTS.append(helpdesk)
+
+
+@approval
+@tool(requires_confirmation=True)
+def pay_vendor(vendor: str, amount: int) -> str:
+    """Pay a vendor; an approval admin resolves it, never the requester.
+
+    Args:
+        vendor: Who
+        amount: Amount in cents
+    """
+    EXECUTIONS.append(("pay_vendor", {"vendor": vendor, "amount": amount}))
+    return f"Paid {amount} to {vendor}"
+
+
+@tool(approvers=["finance"])
+@approval
+def wire_out(amount: int) -> str:
+    """Wire money out; finance resolves it (the approval makes it ask for confirmation).
+
+    Args:
+        amount: Amount in cents
+    """
+    EXECUTIONS.append(("wire_out", {"amount": amount}))
+    return f"Wired out {amount}"
+
+
+@approval(type="audit")
+@tool(requires_confirmation=True)
+def close_account(account: str) -> str:
+    """Close an account; its owner decides, and the decision is kept as an approval record.
+
+    Args:
+        account: The account
+    """
+    EXECUTIONS.append(("close_account", {"account": account}))
+    return f"Closed {account}"
+
+
+payouts = Agent(
+    id="payouts",
+    name="Payouts",
+    instructions=["You pay vendors, wire money and close accounts"],
+    tools=[pay_vendor, wire_out, close_account, archive_report],
+)
+AGENTS.append(payouts)

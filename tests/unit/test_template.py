@@ -25,6 +25,13 @@ CONTRACT_ROUTES = {
     ("GET", "/sessions"): "ReadRunsFunction",
     ("GET", "/sessions/{session_id}/runs"): "ReadRunsFunction",
     ("GET", "/openapi.json"): "ReadRunsFunction",
+    # AgentOS's approvals API: JWT like the runs routes.
+    ("GET", "/approvals"): "ApprovalsFunction",
+    ("GET", "/approvals/count"): "ApprovalsFunction",
+    ("GET", "/approvals/{approval_id}"): "ApprovalsFunction",
+    ("GET", "/approvals/{approval_id}/status"): "ApprovalsFunction",
+    ("POST", "/approvals/{approval_id}/resolve"): "ApprovalsFunction",
+    ("DELETE", "/approvals/{approval_id}"): "ApprovalsFunction",
 }
 # Decisions from outside: they authenticate by signature or single-use token, not by JWT.
 APPROVAL_ROUTES = {

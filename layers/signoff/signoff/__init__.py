@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from signoff.agent import Agent
-    from signoff.tools import Tool, UserInputField, tool
+    from signoff.tools import Tool, UserInputField, approval, tool
 
-__all__ = ["Agent", "Tool", "UserInputField", "tool"]
+__all__ = ["Agent", "Tool", "UserInputField", "approval", "tool"]
 
 # Loaded on first use: every handler imports some ``signoff.*`` module, which runs this file, and
 # none should pay for the agent and tool machinery it does not need.
@@ -18,6 +18,7 @@ _HOMES = {
     "Tool": "signoff.tools",
     "UserInputField": "signoff.tools",
     "tool": "signoff.tools",
+    "approval": "signoff.tools",
 }
 
 

@@ -45,7 +45,8 @@ def issue_tokens(state: RunState, agent: Agent, *, now: int, fresh_only: bool = 
             continue
         tool = agent.tool(call.tool_name)
         if call.requirement != "confirmation" or (
-            tool is not None and (tool.approvers or not tool.allow_self_approval)
+            tool is not None
+            and (tool.approvers or not tool.allow_self_approval or tool.approval_type == "required")
         ):
             continue  # a link proves no identity: such tools are decided where identity is known
         links[call.tool_call_id] = {}

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from signoff.state import RunState
     from signoff.tools import Tool
 
-__all__ = ["Principal", "is_approver", "may_access", "refusal"]
+__all__ = ["Principal", "is_approver", "may_access", "refusal", "required_approval_refusal", "sees_approval"]
+
+REQUIRES_ADMIN_APPROVAL = "This run requires admin approval before it can be continued"
 
 
 def is_approver(principal: Principal | None, agent: Agent, state: RunState) -> bool:
@@ -70,3 +72,35 @@ def refusal(
     if approve and not tool.allow_self_approval and decider is not None and decider.user_id == owner:
         return f"the requester may not approve their own call of {tool.name}"
     return None
+
+
+def required_approval_refusal(
+    tool: Tool, decider: Principal | None, owner: str | None, admins: tuple[str, ...]
+) -> str | None:
+    """Why ``decider`` may not resolve an ``@approval(required)`` call of ``tool``; ``None`` if they may.
+
+    Its tool's approvers resolve it — or, when the tool names none, the ``admins`` — and never the
+    requester: their continue is refused with AgentOS's words until an approver has resolved it.
+    """
+    if decider is None or decider.user_id == owner:
+        return REQUIRES_ADMIN_APPROVAL
+    names = tool.approvers or admins
+    if not names:
+        return f"{tool.name} needs an approval admin (SIGNOFF_APPROVAL_ADMINS) and none is configured"
+    if not decider.matches(names):
+        return f"{decider.user_id} may not resolve the approval of {tool.name}"
+    return None
+
+
+def sees_approval(
+    principal: Principal | None, owner: str | None, approvers: list[str] | None, admins: tuple[str, ...]
+) -> bool:
+    """Who sees an approval record: its run's owner, the approvers its tool names, the admins.
+    Without authentication every record is visible (the ``user_id`` filter narrows it, as in AgentOS)."""
+    if principal is None:
+        return True
+    return (
+        principal.user_id == owner
+        or principal.matches(tuple(approvers or ()))
+        or (bool(admins) and principal.matches(admins))
+    )

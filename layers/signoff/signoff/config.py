@@ -72,6 +72,8 @@ class Settings:
             worker (202) when the queue exists; smaller ones within the request.
         knowledge_writers: user ids or groups (comma-separated) allowed to add and delete
             documents; empty: any caller the API lets through. Non-empty requires authentication.
+        approval_admins: user ids or groups (comma-separated) that see every approval record and
+            resolve ``@approval(required)`` calls of tools naming no approvers; empty: nobody.
     """
 
     database_url: str = _setting("SIGNOFF_DATABASE_URL", "")
@@ -107,6 +109,13 @@ class Settings:
     knowledge_max_bytes: int = _setting("SIGNOFF_KNOWLEDGE_MAX_BYTES", 4 * 1024 * 1024, low=1024)
     knowledge_queue_chunks: int = _setting("SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS", 200, low=1)
     knowledge_writers: str = _setting("SIGNOFF_KNOWLEDGE_WRITERS", "")
+    approval_admins: str = _setting("SIGNOFF_APPROVAL_ADMINS", "")
+
+    @property
+    def admins(self) -> tuple[str, ...]:
+        """``approval_admins`` as names: the groups or user ids that see every approval and resolve
+        ``@approval(required)`` calls of tools that name no approvers."""
+        return tuple(name.strip() for name in self.approval_admins.split(",") if name.strip())
 
     def __post_init__(self) -> None:
         for spec in fields(self):

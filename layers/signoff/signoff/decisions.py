@@ -25,7 +25,7 @@ replayed delivery             Replayed                                   409
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,7 @@ class Decision:
     shown_digest: str | None = None
     echoed_name: str | None = None
     echoed_args: dict[str, Any] | None = None
+    resolution_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ class Plan:
     result: str | None = None
     # The values the human sent for a user-input call (the rest of ``args`` is the model's).
     supplied: dict[str, Any] | None = None
+    # What an approver sent with a resolution through the approvals API.
+    resolution_data: dict[str, Any] | None = None
 
     @property
     def lets_it_run(self) -> bool:
@@ -237,7 +240,13 @@ def _field_values(call_id: str, schema: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def check(
-    state: RunState, agent: Agent, decisions: list[Decision], decider: Decider, *, now: int
+    state: RunState,
+    agent: Agent,
+    decisions: list[Decision],
+    decider: Decider,
+    *,
+    now: int,
+    admins: tuple[str, ...] = (),
 ) -> list[Plan]:
     """Every rule a decision must pass, for every channel; the plans, or the first refusal.
 
@@ -247,22 +256,27 @@ def check(
         Conflict: the run is finished. InvalidInput / NotFound / AlreadyDecided: a call that is not
         awaiting a decision. Expired: a call's approval window passed. DigestStale: the decider saw
         other arguments. ToolChanged: the tool changed since the pause. DecisionRefused: the
-        decider may not make one of the decisions.
+        decider may not make one of the decisions (an ``@approval(required)`` call: anyone but its
+        tool's approvers, or the ``admins`` when it names none; never the requester).
     """
     if state.status in FINAL_RUN_STATUSES:
         raise Conflict(f"run is already {state.status.lower()}")
     plans = [_plan(state, agent, decision, decider, now) for decision in decisions]
     for plan in plans:
         tool = agent.tool(plan.call.tool_name)
-        reason = tool and _refusal(tool, decider, state, plan)
+        reason = tool and _refusal(tool, decider, state, plan, admins)
         if reason:
             raise DecisionRefused(reason, plan.call)
     return plans
 
 
-def _refusal(tool: Tool, decider: Decider, state: RunState, plan: Plan) -> str | None:
-    from signoff.authz import refusal
+def _refusal(
+    tool: Tool, decider: Decider, state: RunState, plan: Plan, admins: tuple[str, ...]
+) -> str | None:
+    from signoff.authz import refusal, required_approval_refusal
 
+    if plan.call.approval_type == "required":
+        return required_approval_refusal(tool, decider.principal, state.user_id, admins)
     return refusal(tool, decider.principal, state.user_id, plan.lets_it_run, vouched=decider.vouched)
 
 
@@ -287,7 +301,8 @@ def _plan(state: RunState, agent: Agent, decision: Decision, decider: Decider, n
         raise DigestStale(
             f"tool call {call.tool_call_id} has other arguments than the ones this decision was made on"
         )
-    return _verdict(call, tool, decision)
+    plan = _verdict(call, tool, decision)
+    return replace(plan, resolution_data=decision.resolution_data) if decision.resolution_data else plan
 
 
 def _check_echo(call: ToolCall, decision: Decision) -> None:
@@ -390,6 +405,8 @@ def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
             detail["proposed_args_digest"] = call.proposed_digest
         else:
             call.supply_result(stamp, plan.result or "")
+        if plan.resolution_data is not None:
+            call.resolution_data = plan.resolution_data
         audit.append(
             RunEvent(
                 "decision",

@@ -537,6 +537,81 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
     return values[0], values[1]
 
 
+_APPROVAL_FILTERS: dict[str, tuple[str, ...] | None] = {
+    "status": ("pending", "approved", "rejected", "expired", "cancelled"),
+    "approval_type": ("required", "audit"),
+    "pause_type": ("confirmation", "user_input", "external_execution"),
+    "agent_id": None,
+    "user_id": None,
+    "run_id": None,
+}
+
+
+def approval_query(query: Mapping[str, str]) -> tuple[dict[str, Any], int, int]:
+    """``GET /approvals``'s filters, page and limit (AgentOS: limit 1-1000, default 100); 422 otherwise."""
+    errors: list[dict[str, Any]] = []
+    filters: dict[str, Any] = {}
+    for name, allowed in _APPROVAL_FILTERS.items():
+        value = query.get(name)
+        if value in (None, ""):
+            continue
+        if allowed is not None and value not in allowed:
+            errors.append(_error(["query", name], f"Input should be one of {', '.join(allowed)}", "enum"))
+        filters[name] = value
+    values = []
+    for name, default, top in (("page", 1, 10**6), ("limit", 100, 1000)):
+        raw = query.get(name)
+        try:
+            number = default if raw in (None, "") else int(raw)
+            if not 1 <= number <= top:
+                raise ValueError
+        except ValueError:
+            errors.append(
+                _error(["query", name], f"Input should be an integer from 1 to {top}", "int_parsing")
+            )
+            number = default
+        values.append(number)
+    if errors:
+        raise InvalidFields(errors)
+    return filters, values[0], values[1]
+
+
+def resolve_input(event: Mapping[str, Any], max_bytes: int) -> tuple[bool, dict[str, Any] | None]:
+    """``{"status": "approved"|"rejected", "resolution_data"?: {...}}``; a body ``resolved_by`` is
+    ignored (the verified caller resolves). 422 for anything else."""
+    fields = parse_fields(event, max_bytes)
+    errors: list[dict[str, Any]] = []
+    status = fields.get("status")
+    if status not in ("approved", "rejected"):
+        errors.append(
+            _error(
+                ["body", "status"],
+                "String should match pattern '^(approved|rejected)$'",
+                "string_pattern_mismatch",
+            )
+        )
+    data = fields.get("resolution_data")
+    if isinstance(data, str) and data.strip():
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, RecursionError):
+            data = "invalid"
+    if data in (None, ""):
+        data = None
+    elif not isinstance(data, dict) or json_depth(data) > MAX_JSON_DEPTH:
+        errors.append(_error(["body", "resolution_data"], "Input should be a valid dictionary", "dict_type"))
+    if errors:
+        raise InvalidFields(errors)
+    return status == "approved", data
+
+
+def approvals_page(rows: list[dict[str, Any]], total: int, page: int, limit: int) -> dict[str, Any]:
+    return {
+        "data": [wire.approval_object(row) for row in rows],
+        "meta": {"page": page, "limit": limit, "total_pages": -(-total // limit), "total_count": total},
+    }
+
+
 def session_page(page_data: Any, page: int, limit: int) -> dict[str, Any]:
     total = page_data.total
     return {

@@ -49,6 +49,78 @@ def _param(
     return param
 
 
+def _approvals_paths() -> dict[str, Any]:
+    approval_id = _param("approval_id")
+    one = {
+        "description": "An approval record (AgentOS's ApprovalResponse)",
+        "content": {"application/json": {"schema": {}}},
+    }
+    query = [
+        _param("status", "query", False, enum=["pending", "approved", "rejected", "expired", "cancelled"]),
+        _param("approval_type", "query", False, enum=["required", "audit"]),
+        _param("pause_type", "query", False, enum=["confirmation", "user_input", "external_execution"]),
+        _param("agent_id", "query", False),
+        _param("user_id", "query", False),
+        _param("run_id", "query", False),
+        _param("limit", "query", False, description="1-1000, default 100"),
+        _param("page", "query", False),
+    ]
+    resolve = {
+        "status": {"enum": ["approved", "rejected"]},
+        "resolution_data": {
+            "type": "object",
+            "description": "note, args_digest (the arguments decided on), user_input {field: value}",
+        },
+    }
+    return {
+        "/approvals": {
+            "get": {
+                "summary": "Approval records the caller may see, newest first ({data, meta})",
+                "parameters": query,
+                "responses": {"200": {"description": "A page of records"}, **_errors(401, 422)},
+            },
+        },
+        "/approvals/count": {
+            "get": {
+                "summary": "How many pending records the caller may see",
+                "parameters": [_param("user_id", "query", False)],
+                "responses": {"200": {"description": "{count}"}, **_errors(401)},
+            },
+        },
+        "/approvals/{approval_id}": {
+            "get": {
+                "summary": "One record",
+                "parameters": [approval_id],
+                "responses": {"200": one, **_errors(404)},
+            },
+            "delete": {
+                "summary": "Remove a resolved record from the list (pending: 409)",
+                "parameters": [approval_id],
+                "responses": {"204": {"description": "Removed"}, **_errors(404, 409)},
+            },
+        },
+        "/approvals/{approval_id}/status": {
+            "get": {
+                "summary": "{approval_id, status, run_id, resolved_at, resolved_by}",
+                "parameters": [approval_id],
+                "responses": {"200": {"description": "The record's status"}, **_errors(404)},
+            },
+        },
+        "/approvals/{approval_id}/resolve": {
+            "post": {
+                "summary": "Approve or reject the record's call, then resume the run (202: kept, it runs)",
+                "parameters": [approval_id],
+                "requestBody": _form(resolve, ["status"]),
+                "responses": {
+                    "200": one,
+                    "202": {"description": "Kept: the run is executing; applied when it is free"},
+                    **_errors(400, 403, 404, 409, 410, 422),
+                },
+            },
+        },
+    }
+
+
 def _knowledge_paths() -> dict[str, Any]:
     kb = _param("kb", description="knowledge base name")
     document = {
@@ -233,6 +305,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "HTML page"}, **_errors(404, 409, 410)},
                 },
             },
+            **_approvals_paths(),
             **_knowledge_paths(),
             "/sessions": {
                 "get": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -161,6 +162,11 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
         call.ready()
         return call
     call.await_decision(Requirement(tool.requirement))
+    call.approval_type = tool.approval_type
+    call.approvers = list(tool.approvers) or None
+    if tool.requirement != "external_execution" or tool.approval_type:
+        # A call that waits on a person is an approval record (the approvals API's id).
+        call.approval_id = str(uuid.uuid4())
     if tool.requirement == "confirmation":
         call.requires_confirmation = True
     elif tool.requirement == "user_input":

@@ -166,6 +166,7 @@ _KIND_OF_ANNOTATION: dict[str, _Kind] = {
     "dict[str, Any] | None": (dict, _NONE),
     "list[dict[str, Any]]": (list,),
     "list[dict[str, Any]] | None": (list, _NONE),
+    "list[str] | None": (list, _NONE),
     "RunStatus": RUN_STATUSES,
     "CallState": TOOL_CALL_STATES,
     "Requirement | None": REQUIREMENTS | {None},  # type: ignore[operator]
@@ -289,6 +290,10 @@ class ToolCall:
     decision_digest: str | None = None
     # The digest of the arguments the model proposed, when an approver changed them.
     proposed_digest: str | None = None
+    # Who may decide it, from the tool when it paused (kept with the approval record).
+    approvers: list[str] | None = None
+    # What an approver sent with a resolution through the approvals API.
+    resolution_data: dict[str, Any] | None = None
     # Epoch seconds after which an undecided call expires (fail closed).
     expires_at: int | None = None
     # What the model is told about this call, once it is resolved.
@@ -404,6 +409,7 @@ class ToolCall:
     def cancel(self) -> None:
         """The run was cancelled before this call ran."""
         self._move(CallState.REJECTED)
+        self.decision_channel = "cancel"
         self.confirmation_note, self.model_message = CANCELLED_NOTE, CANCELLED_MESSAGE
 
     # -- execution ------------------------------------------------------------------------------

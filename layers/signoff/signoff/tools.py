@@ -10,7 +10,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -83,6 +83,9 @@ class Tool:
     approvers: tuple[str, ...] = ()
     allow_self_approval: bool = True
     approval_ttl_seconds: int | None = None
+    # Agno's @approval: "required" (an approver resolves it through the approvals API, never the
+    # requester) or "audit" (a record of the decision); None: neither.
+    approval_type: str | None = None
     schema_hash: str = field(default="", compare=False)
 
     @property
@@ -198,6 +201,7 @@ def tool(
     approvers: Sequence[str] = (),
     allow_self_approval: bool = True,
     approval_ttl_seconds: int | None = None,
+    approval_type: str | None = None,
 ) -> Any:
     """Turn a function into a :class:`Tool`; usable bare (``@tool``) or with options.
 
@@ -225,12 +229,14 @@ def tool(
             (rejecting it stays allowed).
         approval_ttl_seconds: how long a call waits for a decision before it expires; defaults to
             the agent's ``approval_ttl_seconds``.
+        approval_type: ``"required"`` or ``"audit"``, as :func:`approval` sets it (either order).
 
     Returns:
         The :class:`Tool`, or a decorator producing it.
     """
 
     def build(fn: Callable[..., Any]) -> Tool:
+        kind = approval_type or getattr(fn, _APPROVAL_ATTR, None)
         doc = _parse_docstring(inspect.getdoc(fn) or "")
         parameters, argument_fields, field_types = _signature_schema(fn, doc.args)
         if user_input_fields is not None:
@@ -262,14 +268,55 @@ def tool(
             allow_self_approval=allow_self_approval,
             approval_ttl_seconds=approval_ttl_seconds,
         )
-        digest = hashlib.sha256(
-            json.dumps([built.openai_schema(), built.requirement], sort_keys=True).encode()
-        ).hexdigest()[:16]
-        return _with_hash(built, digest)
+        return _hashed(_with_approval(built, kind) if kind is not None else built)
 
     if function is not None:
         return build(function)
     return build
+
+
+_APPROVAL_ATTR = "_signoff_approval_type"
+_APPROVAL_TYPES = ("required", "audit")
+
+
+def approval(target: Any = None, *, type: str = "required") -> Any:
+    """Mark a tool as needing an approval record, as Agno's ``@approval`` does; either order with
+    :func:`tool`, bare (``@approval``) or with a type (``@approval(type="audit")``).
+
+    ``required``: an approver resolves each call through the approvals API (``POST
+    /approvals/{id}/resolve``) before the run may go on — the tool's ``approvers``, or when it
+    names none the admin group (``SIGNOFF_APPROVAL_ADMINS``), never the requester; a tool with no
+    other human step then asks for confirmation. ``audit``: the decision is recorded as an approval
+    too; the tool must already ask a human something (confirmation, user input or an external
+    result).
+
+    Raises:
+        ValueError: an unknown type, or ``audit`` on a tool that asks nobody anything.
+    """
+    if type not in _APPROVAL_TYPES:
+        raise ValueError(f"Invalid approval type: {type!r}. Must be 'required' or 'audit'.")
+
+    def apply(item: Any) -> Any:
+        if isinstance(item, Tool):
+            return _hashed(_with_approval(item, type))
+        if callable(item):
+            setattr(item, _APPROVAL_ATTR, type)
+            return item
+        raise TypeError(f"@approval must be applied to a function or a Tool, got {item.__class__.__name__}")
+
+    return apply(target) if target is not None else apply
+
+
+def _with_approval(built: Tool, kind: str) -> Tool:
+    if kind not in _APPROVAL_TYPES:
+        raise ValueError(f"Invalid approval type: {kind!r}. Must be 'required' or 'audit'.")
+    asks = built.requires_confirmation or built.requires_user_input or built.external_execution
+    if kind == "audit" and not asks:
+        raise ValueError(
+            "@approval(type='audit') needs the tool to ask a human something: requires_confirmation, "
+            "requires_user_input or external_execution"
+        )
+    return replace(built, approval_type=kind, requires_confirmation=built.requires_confirmation or not asks)
 
 
 def _without(parameters: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
@@ -283,7 +330,13 @@ def _without(parameters: dict[str, Any], hidden: frozenset[str]) -> dict[str, An
     }
 
 
-def _with_hash(built: Tool, digest: str) -> Tool:
+def _hashed(built: Tool) -> Tool:
+    """The tool with the hash of what a human decides on: the schema, the requirement and the
+    approval type (a deploy that changes any of them refuses decisions made on the old one)."""
+    extra = [built.approval_type] if built.approval_type else []
+    digest = hashlib.sha256(
+        json.dumps([built.openai_schema(), built.requirement, *extra], sort_keys=True).encode()
+    ).hexdigest()[:16]
     object.__setattr__(built, "schema_hash", digest)
     return built
 

@@ -127,3 +127,48 @@ def decision_object(outcome: Any) -> dict[str, Any]:
     if outcome.deferred:
         body["detail"] = DEFERRED_DETAIL
     return body
+
+
+def approval_object(row: dict[str, Any]) -> dict[str, Any]:
+    """An approval record as AgentOS's ``ApprovalResponse`` shapes it (plus ``tool_call_id`` and
+    ``args_digest``, which a resolution may quote)."""
+    return {
+        "id": row["id"],
+        "run_id": row["run_id"],
+        "session_id": row["session_id"],
+        "status": row["status"],
+        "source_type": "agent",
+        "approval_type": row["approval_type"],
+        "pause_type": row["pause_type"],
+        "tool_name": row["tool_name"],
+        "tool_args": row["tool_args"],
+        "expires_at": row["expires_at"],
+        "agent_id": row["agent_id"],
+        "team_id": None,
+        "workflow_id": None,
+        "user_id": row["user_id"],
+        "schedule_id": None,
+        "schedule_run_id": None,
+        "source_name": row["source_name"],
+        "requirements": row["requirements"],
+        "context": {"tool_names": [row["tool_name"]], "source_name": row["source_name"]},
+        "resolution_data": row["resolution_data"],
+        "resolved_by": row["resolved_by"],
+        "resolved_at": row["resolved_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "run_status": row["run_status"],
+        "tool_call_id": row["tool_call_id"],
+        "args_digest": row["args_digest"],
+    }
+
+
+def approval_status_object(row: dict[str, Any]) -> dict[str, Any]:
+    """``GET /approvals/{id}/status``: what a poller needs."""
+    return {
+        "approval_id": row["id"],
+        "status": row["status"],
+        "run_id": row["run_id"],
+        "resolved_at": row["resolved_at"],
+        "resolved_by": row["resolved_by"],
+    }

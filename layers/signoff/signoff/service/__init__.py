@@ -5,11 +5,19 @@ and announces. Handlers call these; nothing here speaks HTTP or SQL.
 - ``deciding``: decisions from outside the continue (webhook, Slack, link, queue), kept while busy.
 - ``upkeep``: expiry, dead runs, stranded runs, kept decisions nobody applied, notification retries.
 - ``reads``: runs, audit trails and sessions.
+- ``approvals``: AgentOS's approvals API over the paused calls that wait on a person.
 - ``common``: dependencies, results, and running a claimed run to its next stop.
 """
 
 from signoff.authz import Principal
 from signoff.decisions import Decider, Decision
+from signoff.service.approvals import (
+    count_pending,
+    delete_approval,
+    get_approval,
+    list_approvals,
+    resolve_approval,
+)
 from signoff.service.common import ContinueInput, Dependencies, RunResult, StartInput
 from signoff.service.deciding import (
     ApprovalView,
@@ -44,16 +52,21 @@ __all__ = [
     "approval_by_token",
     "cancel_run",
     "continue_run",
+    "count_pending",
     "decide",
     "decide_by_token",
     "decide_received",
+    "delete_approval",
     "expire_pauses",
+    "get_approval",
     "get_run",
+    "list_approvals",
     "list_runs",
     "list_sessions",
     "record_refusal",
     "renotify",
     "requeue_stranded",
+    "resolve_approval",
     "resume_run",
     "run_events",
     "session_runs",

@@ -338,10 +338,13 @@ def apply_deferred(
             str(item.get("tool_call_id")),
             item.get("confirmed"),
             item.get("note"),
+            values=item.get("values"),
+            result=item.get("result"),
             shown_digest=item.get("args_digest"),
+            resolution_data=item.get("resolution_data"),
         )
         try:
-            plans = decisions.check(state, agent, [decision], decider, now=now)
+            plans = decisions.check(state, agent, [decision], decider, now=now, admins=deps.settings.admins)
         except SignoffError as exc:
             detail = {"tool_call_id": decision.tool_call_id, "reason": str(exc.detail), **decider.meta}
             audit.append(RunEvent("deferred_decision_dropped", decider.actor, decider.channel, detail))

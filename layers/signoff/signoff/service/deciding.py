@@ -79,7 +79,9 @@ def decide(
         state = loaded.state
         agent = deps.catalog.get(state.agent_id)
         try:
-            plans = decisions.check(state, agent, [decision], decider, now=now_epoch())
+            plans = decisions.check(
+                state, agent, [decision], decider, now=now_epoch(), admins=deps.settings.admins
+            )
         except decisions.DecisionRefused as refused:
             deps.store.append_events(state.run_id, [decisions.refusal_event(refused, decider)])
             raise
@@ -114,6 +116,9 @@ def _kept(decision: decisions.Decision, decider: decisions.Decider, plan: decisi
         "tool_call_id": decision.tool_call_id,
         "confirmed": plan.lets_it_run,
         "note": decision.note,
+        "values": decision.values,
+        "result": decision.result,
+        "resolution_data": decision.resolution_data,
         "args_digest": plan.call.args_digest,
         "decider": decider.document(),
         "received_at": now_epoch(),

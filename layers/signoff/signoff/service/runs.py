@@ -26,7 +26,7 @@ from signoff.service.common import (
     run,
     taken_over,
 )
-from signoff.state import RunState, RunStatus, now_epoch
+from signoff.state import CallState, RunState, RunStatus, now_epoch
 from signoff.store.base import RunEvent
 
 
@@ -97,6 +97,10 @@ def continue_run(
         history=history_runs(agent, deps.settings),
     )
     state = loaded.state
+    if request.tools and _resolved_through_approvals(state, request.tools):
+        # The requester's continue after an approver resolved each named call through the approvals
+        # API, the same way: the run as it stands (202 while it runs); nothing runs twice.
+        return RunResult(state, [])
     check_continuable(loaded)
     actor = principal.user_id if principal else (request.user_id or state.user_id)
     decider = decisions.Decider(principal, actor, "api", meta=request.meta)
@@ -105,7 +109,9 @@ def continue_run(
         if request.tools is None:
             raise InvalidInput("tools is required to continue a paused run")
         try:
-            plans = decisions.check(state, agent, request.tools, decider, now=now_epoch())
+            plans = decisions.check(
+                state, agent, request.tools, decider, now=now_epoch(), admins=deps.settings.admins
+            )
         except decisions.DecisionRefused as refused:
             deps.store.append_events(state.run_id, [decisions.refusal_event(refused, decider)])
             raise
@@ -133,6 +139,17 @@ def continue_run(
         )
     except LeaseLost:
         raise conflict_detail(deps, run_id) from None
+
+
+def _resolved_through_approvals(state: RunState, named: list[decisions.Decision]) -> bool:
+    for decision in named:
+        call = state.tool(decision.tool_call_id)
+        if call is None or call.decision_channel != "approvals":
+            return False
+        approved = call.state not in (CallState.REJECTED, CallState.EXPIRED)
+        if bool(decision.confirmed) != approved:
+            return False
+    return True
 
 
 def resume_run(deps: Dependencies, run_id: str, *, deadline: Deadline) -> RunResult | None:

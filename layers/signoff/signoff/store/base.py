@@ -37,6 +37,16 @@ class RunEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ApprovalViewer:
+    """Whose approval records a query returns: ``everyone``'s, or those of runs ``user_id`` owns and
+    of tools naming one of ``names`` (the user id and groups)."""
+
+    everyone: bool
+    user_id: str | None = None
+    names: tuple[str, ...] = ()
+
+
 @dataclass
 class SessionPage:
     sessions: list[dict[str, Any]]
@@ -102,6 +112,16 @@ class RunStore(Protocol):
     def stranded_runs(self, *, older_than_s: int, limit: int) -> list[tuple[str, str]]: ...
 
     def append_events(self, run_id: str, events: list[RunEvent]) -> None: ...
+
+    def approvals(
+        self, *, viewer: ApprovalViewer, filters: dict[str, Any], limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    def pending_approval_count(self, *, viewer: ApprovalViewer, user_id: str | None) -> int: ...
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None: ...
+
+    def hide_approval(self, approval_id: str) -> bool: ...
 
     def run_events(self, run_id: str) -> list[dict[str, Any]]: ...
 

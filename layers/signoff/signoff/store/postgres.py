@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from signoff.errors import LeaseLost, NotFound, StoreUnavailable, UnstorableValue
 from signoff.state import RunState, RunStatus
-from signoff.store.base import LoadedRun, RunEvent, SessionPage
+from signoff.store.base import ApprovalViewer, LoadedRun, RunEvent, SessionPage
 
 T = TypeVar("T")
 
@@ -60,20 +60,23 @@ _CONSUME_DEFERRED = """, deferred = (
 _SAVE_PARTS = {
     "calls": """calls AS (
     INSERT INTO tool_calls AS t (run_id, tool_call_id, tool_name, args, args_digest, requirement, state,
-        decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at)
+        decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at,
+        approval_id, approval_type, approvers, resolution_data)
     SELECT updated.run_id, c.tool_call_id, c.tool_name, c.args, c.args_digest, c.requirement, c.state,
         c.decided_by, to_timestamp(c.decided_at), c.decision_channel, c.decision_digest, c.note, c.result,
-        to_timestamp(c.expires_at)
+        to_timestamp(c.expires_at), c.approval_id, c.approval_type, coalesce(c.approvers, '{}'),
+        c.resolution_data
     FROM updated, jsonb_to_recordset(%(calls)s) AS c(
         tool_call_id text, tool_name text, args jsonb, args_digest text, requirement text, state text,
         decided_by text, decided_at bigint, decision_channel text, decision_digest text, note text,
-        result text, expires_at bigint)
+        result text, expires_at bigint, approval_id text, approval_type text, approvers text[],
+        resolution_data jsonb)
     ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
         args = EXCLUDED.args, args_digest = EXCLUDED.args_digest, state = EXCLUDED.state,
         decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
         decision_channel = EXCLUDED.decision_channel, decision_digest = EXCLUDED.decision_digest,
         note = EXCLUDED.note, result = EXCLUDED.result,
-        expires_at = EXCLUDED.expires_at,
+        expires_at = EXCLUDED.expires_at, resolution_data = EXCLUDED.resolution_data,
         updated_at = now()
     WHERE (t.state, t.result, t.decided_at, t.args_digest, t.expires_at)
         IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest,
@@ -186,6 +189,10 @@ def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
             "note": t.confirmation_note,
             "result": t.result,
             "expires_at": t.expires_at,
+            "approval_id": t.approval_id,
+            "approval_type": t.approval_type,
+            "approvers": t.approvers,
+            "resolution_data": t.resolution_data,
         }
         for t in state.tools
     }
@@ -193,6 +200,44 @@ def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
 
 def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [message for run_messages in history for message in (run_messages or [])]
+
+
+# An approval record is a tool_calls row that waits (or waited) on a person, read with its run.
+_APPROVAL = """
+SELECT t.approval_id AS id, t.run_id, r.session_id, t.tool_call_id,
+       CASE WHEN t.state = 'awaiting_decision' THEN 'pending'
+            WHEN t.state = 'expired' THEN 'expired'
+            WHEN t.decision_channel = 'cancel' THEN 'cancelled'
+            WHEN t.state = 'rejected' THEN 'rejected'
+            ELSE 'approved' END AS status,
+       t.approval_type, t.requirement AS pause_type, t.tool_name, t.args AS tool_args, t.args_digest,
+       extract(epoch FROM t.expires_at)::bigint AS expires_at, r.agent_id, r.user_id,
+       r.state->>'agent_name' AS source_name, t.approvers, t.resolution_data, t.note,
+       CASE WHEN t.state <> 'awaiting_decision' THEN t.decided_by END AS resolved_by,
+       CASE WHEN t.state <> 'awaiting_decision' THEN extract(epoch FROM t.decided_at)::bigint END
+           AS resolved_at,
+       extract(epoch FROM t.created_at)::bigint AS created_at,
+       extract(epoch FROM t.updated_at)::bigint AS updated_at,
+       r.status AS run_status,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'id', s.tool_call_id, 'created_at', extract(epoch FROM s.created_at)::bigint,
+                'tool_execution', jsonb_build_object(
+                    'tool_call_id', s.tool_call_id, 'tool_name', s.tool_name, 'tool_args', s.args,
+                    'approval_id', s.approval_id, 'approval_type', s.approval_type,
+                    'pause_type', s.requirement)) ORDER BY s.created_at, s.tool_call_id), '[]'::jsonb)
+        FROM tool_calls s WHERE s.run_id = t.run_id AND s.state = 'awaiting_decision') AS requirements
+FROM tool_calls t JOIN runs r USING (run_id)
+WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL
+"""
+
+_APPROVAL_FILTERS = """
+  AND (%(everyone)s OR r.user_id = %(me)s OR t.approvers && %(names)s::text[])
+  AND (%(user_id)s::text IS NULL OR r.user_id = %(user_id)s)
+  AND (%(agent_id)s::text IS NULL OR r.agent_id = %(agent_id)s)
+  AND (%(run_id)s::text IS NULL OR t.run_id = %(run_id)s)
+  AND (%(approval_type)s::text IS NULL OR t.approval_type = %(approval_type)s)
+  AND (%(pause_type)s::text IS NULL OR t.requirement = %(pause_type)s)
+"""
 
 
 class PostgresRunStore:
@@ -498,3 +543,59 @@ class PostgresRunStore:
             " FROM run_events WHERE run_id = %s ORDER BY event_id"
         )
         return self._execute(lambda conn: conn.execute(query, (run_id,)).fetchall())
+
+    def approvals(
+        self, *, viewer: ApprovalViewer, filters: dict[str, Any], limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the approval records ``viewer`` may see, newest first, and how many there are."""
+        query = (
+            f"SELECT a.*, count(*) OVER () AS total FROM ({_APPROVAL}{_APPROVAL_FILTERS}) a"  # noqa: S608
+            " WHERE (%(status)s::text IS NULL OR a.status = %(status)s)"
+            " ORDER BY a.created_at DESC, a.id LIMIT %(limit)s OFFSET %(offset)s"
+        )
+        params = {
+            **_viewer_params(viewer),
+            **_approval_filter_params(filters),
+            "limit": limit,
+            "offset": offset,
+        }
+        rows = self._execute(lambda conn: conn.execute(query, params).fetchall())
+        total = int(rows[0]["total"]) if rows else 0
+        for row in rows:
+            row.pop("total")
+        if not rows and offset:
+            count = f"SELECT count(*) AS n FROM ({_APPROVAL}{_APPROVAL_FILTERS}) a WHERE (%(status)s::text IS NULL OR a.status = %(status)s)"  # noqa: S608, E501
+            total = int(self._execute(lambda conn: conn.execute(count, params).fetchone())["n"])
+        return rows, total
+
+    def pending_approval_count(self, *, viewer: ApprovalViewer, user_id: str | None) -> int:
+        query = (
+            "SELECT count(*) AS n FROM tool_calls t JOIN runs r USING (run_id)"  # noqa: S608
+            " WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL"
+            " AND t.state = 'awaiting_decision'" + _APPROVAL_FILTERS
+        )
+        params = {**_viewer_params(viewer), **_approval_filter_params({"user_id": user_id})}
+        return int(self._execute(lambda conn: conn.execute(query, params).fetchone())["n"])
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        """One approval record by id, whoever may see it (the caller checks)."""
+        query = _APPROVAL + " AND t.approval_id = %(id)s"
+        return self._execute(lambda conn: conn.execute(query, {"id": approval_id}).fetchone())
+
+    def hide_approval(self, approval_id: str) -> bool:
+        """Take a resolved record out of the approvals API (its run's audit trail keeps the decision)."""
+        query = (
+            "UPDATE tool_calls SET approval_deleted_at = now()"
+            " WHERE approval_id = %s AND state <> 'awaiting_decision' AND approval_deleted_at IS NULL"
+            " RETURNING approval_id"
+        )
+        return self._execute(lambda conn: conn.execute(query, (approval_id,)).fetchone()) is not None
+
+
+def _viewer_params(viewer: ApprovalViewer) -> dict[str, Any]:
+    return {"everyone": viewer.everyone, "me": viewer.user_id, "names": list(viewer.names)}
+
+
+def _approval_filter_params(filters: dict[str, Any]) -> dict[str, Any]:
+    names = ("status", "user_id", "agent_id", "run_id", "approval_type", "pause_type")
+    return {name: filters.get(name) for name in names}

@@ -1,0 +1,105 @@
+"""The approvals API (AgentOS's ``/approvals``): every paused call that waits on a person is a record.
+
+Seeing and deciding are separate: a record is seen by its run's owner, by the approvers its tool
+names and by the admins (``SIGNOFF_APPROVAL_ADMINS``); anyone else gets 404. Resolving decides the
+call through the same path as every other channel (``deciding.decide``: bound to the stored
+arguments, exactly once, audited, kept while the run executes) and then resumes the run through the
+queue — AgentOS's resolve only records; Signoff's also continues the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signoff import decisions
+from signoff.authz import sees_approval
+from signoff.errors import AlreadyDecided, Conflict, NotFound
+from signoff.identity import Principal
+from signoff.service.common import Dependencies
+from signoff.service.deciding import DecisionOutcome, decide
+from signoff.store.base import ApprovalViewer
+
+CHANNEL = "approvals"
+
+
+def _viewer(deps: Dependencies, principal: Principal | None) -> ApprovalViewer:
+    admins = deps.settings.admins
+    if principal is None or (admins and principal.matches(admins)):
+        return ApprovalViewer(everyone=True)
+    return ApprovalViewer(False, principal.user_id, (principal.user_id, *(principal.groups or ())))
+
+
+def list_approvals(
+    deps: Dependencies, principal: Principal | None, filters: dict[str, Any], *, page: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the records the caller may see (filters: status, approval_type, pause_type,
+    agent_id, user_id, run_id), newest first, with the total."""
+    return deps.store.approvals(
+        viewer=_viewer(deps, principal), filters=filters, limit=limit, offset=(page - 1) * limit
+    )
+
+
+def count_pending(deps: Dependencies, principal: Principal | None, *, user_id: str | None) -> int:
+    return deps.store.pending_approval_count(viewer=_viewer(deps, principal), user_id=user_id)
+
+
+def get_approval(deps: Dependencies, principal: Principal | None, approval_id: str) -> dict[str, Any]:
+    """One record the caller may see; 404 for a record they may not (as for one that does not exist)."""
+    row = deps.store.approval(approval_id)
+    if row is None or not sees_approval(principal, row["user_id"], row["approvers"], deps.settings.admins):
+        raise NotFound("Approval not found")
+    return row
+
+
+def resolve_approval(
+    deps: Dependencies,
+    principal: Principal | None,
+    approval_id: str,
+    *,
+    approve: bool,
+    resolution_data: dict[str, Any] | None,
+    meta: dict[str, Any],
+) -> tuple[dict[str, Any], DecisionOutcome]:
+    """Decide the record's call as ``principal`` (``resolved_by`` is always the verified identity).
+
+    ``resolution_data`` may carry ``note`` (what the model is told on a rejection), ``args_digest``
+    (the decision holds only for those arguments), ``user_input`` (``{field: value}``) for a
+    user-input call, and anything else, stored with the record.
+
+    Raises:
+        NotFound: no such record the caller may see. AlreadyDecided: no longer pending (409).
+        Anything ``deciding.decide`` refuses with, for the same reasons as every channel.
+    """
+    row = get_approval(deps, principal, approval_id)
+    if row["status"] != "pending":
+        raise AlreadyDecided(f"Approval is already '{row['status']}' and cannot be resolved")
+    data = dict(resolution_data or {})
+    note = data.get("note")
+    digest = data.get("args_digest")
+    values = data.get("user_input")
+    decision = decisions.Decision(
+        row["tool_call_id"],
+        approve,
+        note if isinstance(note, str) else None,
+        values=values if isinstance(values, dict) else None,
+        shown_digest=digest if isinstance(digest, str) else None,
+        resolution_data=data or None,
+    )
+    actor = principal.user_id if principal else None
+    decider = decisions.Decider(principal, actor, CHANNEL, meta=meta)
+    outcome = decide(deps, decision, decider, run_id=row["run_id"])
+    return deps.store.approval(approval_id) or row, outcome
+
+
+def delete_approval(deps: Dependencies, principal: Principal | None, approval_id: str) -> None:
+    """Take a resolved record out of the list (the run's audit trail keeps the decision).
+
+    Raises:
+        NotFound: no such record the caller may see. Conflict: it is still pending (records are
+        audit: resolve it or let it expire first).
+    """
+    row = get_approval(deps, principal, approval_id)
+    if row["status"] == "pending":
+        raise Conflict("Approval is pending: resolve it or let it expire before deleting it")
+    if not deps.store.hide_approval(approval_id):
+        raise NotFound("Approval not found")
