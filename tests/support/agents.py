@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from catalog.data_manager import data_manager, delete_records
-from signoff import Agent, approval, tool
+from signoff import Agent, approval, ask_user, tool
 
 EXECUTIONS: list[tuple[str, dict]] = []
 
@@ -307,3 +307,12 @@ payouts = Agent(
     tools=[pay_vendor, wire_out, close_account, archive_report],
 )
 AGENTS.append(payouts)
+
+
+concierge = Agent(
+    id="concierge",
+    name="Concierge",
+    instructions=["Ask the guest before you book"],
+    tools=[ask_user, lookup_user],
+)
+AGENTS.append(concierge)

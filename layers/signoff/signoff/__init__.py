@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from signoff.agent import Agent
+    from signoff.questions import ask_user
     from signoff.tools import Tool, UserInputField, approval, tool
 
-__all__ = ["Agent", "Tool", "UserInputField", "approval", "tool"]
+__all__ = ["Agent", "Tool", "UserInputField", "approval", "ask_user", "tool"]
 
 # Loaded on first use: every handler imports some ``signoff.*`` module, which runs this file, and
 # none should pay for the agent and tool machinery it does not need.
@@ -19,6 +20,7 @@ _HOMES = {
     "UserInputField": "signoff.tools",
     "tool": "signoff.tools",
     "approval": "signoff.tools",
+    "ask_user": "signoff.questions",
 }
 
 

@@ -42,7 +42,7 @@ from signoff.errors import (
 )
 from signoff.identity import Principal
 from signoff.inputs import parse_bool
-from signoff.state import FINAL_RUN_STATUSES, Requirement, RunState, Stamp, ToolCall, args_digest
+from signoff.state import FINAL_RUN_STATUSES, CallState, Requirement, RunState, Stamp, ToolCall, args_digest
 from signoff.store.base import RunEvent
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class Verdict(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     ANSWER = "answer"  # the human's user-input values
+    QUESTIONS = "questions"  # the human's selections for the agent's questions
     RESULT = "result"  # an externally executed call's result
 
 
@@ -83,6 +84,7 @@ class Decision:
     echoed_name: str | None = None
     echoed_args: dict[str, Any] | None = None
     resolution_data: dict[str, Any] | None = None
+    answers: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class Plan:
     supplied: dict[str, Any] | None = None
     # What an approver sent with a resolution through the approvals API.
     resolution_data: dict[str, Any] | None = None
+    # The agent's questions with the human's selections.
+    feedback: list[dict[str, Any]] | None = None
 
     @property
     def lets_it_run(self) -> bool:
@@ -194,6 +198,7 @@ def decisions_from_form(items: list[dict[str, Any]]) -> list[Decision]:
             if not isinstance(schema, list) or not all(isinstance(f, dict) for f in schema):
                 raise InvalidInput(f"user_input_schema of {call_id} must be a list of fields")
             values = _field_values(call_id, schema)
+        answers = _feedback_answers(call_id, item.get("user_feedback_schema"))
         result = item.get("result")
         if result is not None and not isinstance(result, str):
             result = json.dumps(result)
@@ -220,9 +225,36 @@ def decisions_from_form(items: list[dict[str, Any]]) -> list[Decision]:
                 result,
                 echoed_name=echoed_name,
                 echoed_args=echoed_args,
+                answers=answers,
             )
         )
     return decisions
+
+
+def _feedback_answers(call_id: str, schema: Any) -> dict[str, list[str]] | None:
+    """The selections of an echoed ``user_feedback_schema``: each question's ``selected_options``, or
+    the labels of its options marked ``selected``; questions without either are left out."""
+    if schema is None:
+        return None
+    if not isinstance(schema, list) or not all(isinstance(q, dict) for q in schema):
+        raise InvalidInput(f"user_feedback_schema of {call_id} must be a list of questions")
+    answers: dict[str, list[str]] = {}
+    for question in schema:
+        text = question.get("question")
+        chosen = question.get("selected_options")
+        if chosen is None and isinstance(question.get("options"), list):
+            marked = [
+                o.get("label")
+                for o in question["options"]
+                if isinstance(o, dict) and o.get("selected") is True
+            ]
+            chosen = marked or None
+        if not isinstance(text, str) or chosen is None:
+            continue
+        if not isinstance(chosen, list) or not all(isinstance(label, str) for label in chosen):
+            raise InvalidInput(f"selected_options of {call_id} must be a list of option labels")
+        answers[text] = chosen
+    return answers or None
 
 
 def _field_values(call_id: str, schema: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,6 +352,10 @@ def _check_echo(call: ToolCall, decision: Decision) -> None:
 
 
 def _verdict(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
+    if call.user_feedback_schema is not None and call.state == CallState.AWAITING_DECISION:
+        if decision.confirmed is False:
+            return Plan(call, Verdict.REJECT, note=decision.note)
+        return _questions(call, decision)
     if call.requirement == Requirement.EXTERNAL_EXECUTION:
         if decision.result is None:
             raise InvalidInput(f"result is required for external execution tool call {call.tool_call_id}")
@@ -329,6 +365,20 @@ def _verdict(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
     if call.requirement == Requirement.CONFIRMATION and decision.confirmed:
         return Plan(call, Verdict.APPROVE, note=decision.note)
     return Plan(call, Verdict.REJECT, note=decision.note)
+
+
+def _questions(call: ToolCall, decision: Decision) -> Plan:
+    from signoff.questions import answered
+
+    if not decision.answers:
+        raise InvalidInput(
+            f"user_feedback_schema with selected_options is required for tool call {call.tool_call_id}"
+        )
+    try:
+        filled = answered(call.user_feedback_schema or [], decision.answers)
+    except ValueError as exc:
+        raise InvalidInput(f"user_feedback_schema of {call.tool_call_id}: {exc}") from None
+    return Plan(call, Verdict.QUESTIONS, feedback=filled)
 
 
 def _answer(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
@@ -403,6 +453,10 @@ def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
             detail = {"proposed_args": dict(call.tool_args), "user_input": plan.supplied or {}}
             call.answer(stamp, plan.args or {}, plan.schema or [])
             detail["proposed_args_digest"] = call.proposed_digest
+        elif plan.verdict is Verdict.QUESTIONS:
+            from signoff.questions import model_message
+
+            call.answer_questions(stamp, plan.feedback or [], model_message(plan.feedback or []))
         else:
             call.supply_result(stamp, plan.result or "")
         if plan.resolution_data is not None:

@@ -158,6 +158,15 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
         # that could not run anyway.
         call.refuse(f"Error: {exc}")
         return call
+    questions = None
+    if tool.asks_questions:
+        from signoff.questions import feedback_schema
+
+        try:
+            questions = feedback_schema(raw_args)
+        except ToolArgumentsInvalid as exc:
+            call.refuse(f"Error: {exc}")
+            return call
     if tool.requirement is None:
         call.ready()
         return call
@@ -169,6 +178,9 @@ def _new_call(agent: Agent, call_id: str, name: str, raw_args: dict[str, Any]) -
         call.approval_id = str(uuid.uuid4())
     if tool.requirement == "confirmation":
         call.requires_confirmation = True
+    elif tool.asks_questions:
+        call.requires_user_input = True
+        call.user_feedback_schema = questions
     elif tool.requirement == "user_input":
         call.requires_user_input = True
         call.requires_confirmation = tool.requires_confirmation or None

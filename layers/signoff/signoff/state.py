@@ -385,12 +385,12 @@ class ToolCall:
         self.args_digest = self.decision_digest = args_digest(self.tool_name, args)
         self.confirmed, self.requires_confirmation, self.confirmation_note = True, False, note
 
-    def answer_questions(self, stamp: Stamp, answers: list[dict[str, Any]]) -> None:
-        """The human answered the agent's questions (``ask_user``): the answers are the call's result."""
+    def answer_questions(self, stamp: Stamp, answers: list[dict[str, Any]], told: str) -> None:
+        """The human answered the agent's questions (``ask_user``): ``told`` is the model's result."""
         self._decide(CallState.SUCCEEDED, stamp)
         self.user_feedback_schema = answers
-        self.result = self.model_message = json.dumps(answers, ensure_ascii=False)
-        self.answered, self.tool_call_error = True, False
+        self.result = self.model_message = told
+        self.answered, self.tool_call_error, self.requires_user_input = True, False, False
 
     def supply_result(self, stamp: Stamp, result: str) -> None:
         """The client ran the call itself (external execution) and sent its result."""

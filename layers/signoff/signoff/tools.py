@@ -86,6 +86,8 @@ class Tool:
     # Agno's @approval: "required" (an approver resolves it through the approvals API, never the
     # requester) or "audit" (a record of the decision); None: neither.
     approval_type: str | None = None
+    # Agno's ask_user: the call's arguments are questions; the human's selections are its result.
+    asks_questions: bool = False
     schema_hash: str = field(default="", compare=False)
 
     @property
@@ -328,6 +330,11 @@ def _without(parameters: dict[str, Any], hidden: frozenset[str]) -> dict[str, An
         "properties": {k: v for k, v in parameters["properties"].items() if k not in hidden},
         "required": [k for k in parameters["required"] if k not in hidden],
     }
+
+
+def rehash(built: Tool) -> Tool:
+    """A tool changed after it was built (``dataclasses.replace``), with its hash made anew."""
+    return _hashed(built)
 
 
 def _hashed(built: Tool) -> Tool:

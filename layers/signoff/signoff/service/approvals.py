@@ -64,7 +64,8 @@ def resolve_approval(
 
     ``resolution_data`` may carry ``note`` (what the model is told on a rejection), ``args_digest``
     (the decision holds only for those arguments), ``user_input`` (``{field: value}``) for a
-    user-input call, and anything else, stored with the record.
+    user-input call, ``answers`` (``{question: [labels]}``) for the agent's questions, and anything
+    else, stored with the record.
 
     Raises:
         NotFound: no such record the caller may see. AlreadyDecided: no longer pending (409).
@@ -77,11 +78,13 @@ def resolve_approval(
     note = data.get("note")
     digest = data.get("args_digest")
     values = data.get("user_input")
+    answers = data.get("answers")
     decision = decisions.Decision(
         row["tool_call_id"],
         approve,
         note if isinstance(note, str) else None,
         values=values if isinstance(values, dict) else None,
+        answers=answers if isinstance(answers, dict) else None,
         shown_digest=digest if isinstance(digest, str) else None,
         resolution_data=data or None,
     )

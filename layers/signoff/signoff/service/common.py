@@ -339,6 +339,7 @@ def apply_deferred(
             item.get("confirmed"),
             item.get("note"),
             values=item.get("values"),
+            answers=item.get("answers"),
             result=item.get("result"),
             shown_digest=item.get("args_digest"),
             resolution_data=item.get("resolution_data"),

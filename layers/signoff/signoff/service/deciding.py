@@ -117,6 +117,7 @@ def _kept(decision: decisions.Decision, decider: decisions.Decider, plan: decisi
         "confirmed": plan.lets_it_run,
         "note": decision.note,
         "values": decision.values,
+        "answers": decision.answers,
         "result": decision.result,
         "resolution_data": decision.resolution_data,
         "args_digest": plan.call.args_digest,
