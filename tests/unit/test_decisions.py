@@ -295,8 +295,9 @@ def test_an_approver_may_approve_with_changed_arguments_and_both_digests_are_kep
 def test_answers_to_the_agents_questions_are_the_calls_result():
     call = _call("archive", {"name": "x"}, Requirement.USER_INPUT)
     answers = [{"question": "Which?", "selected_options": ["A"]}]
-    call.answer_questions(Stamp("alice", "api", NOW), answers)
-    assert call.state == CallState.SUCCEEDED and '"selected_options"' in call.result
+    call.answer_questions(Stamp("alice", "api", NOW), answers, "User feedback received: [...]")
+    assert call.state == CallState.SUCCEEDED and call.user_feedback_schema == answers
+    assert call.result == call.model_message == "User feedback received: [...]"
 
 
 def test_a_document_of_schema_v1_without_the_new_field_still_loads():

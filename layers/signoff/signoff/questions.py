@@ -114,6 +114,10 @@ def answered(schema: list[dict[str, Any]], answers: dict[str, list[str]]) -> lis
     Raises:
         ValueError: a question left unanswered, an option not offered, several for a single choice.
     """
+    # A channel that cannot carry a question's text (Slack's block ids) names it "#<index>".
+    answers = {
+        (schema[int(k[1:])]["question"] if _index(k, len(schema)) else k): v for k, v in answers.items()
+    }
     filled = []
     for question in schema:
         text = question["question"]
@@ -149,6 +153,10 @@ def model_message(filled: list[dict[str, Any]]) -> str:
     """What the model is told, as Agno words it."""
     answers = [{"question": q["question"], "selected": q["selected_options"] or []} for q in filled]
     return f"User feedback received: {json.dumps(answers, ensure_ascii=False)}"
+
+
+def _index(key: str, size: int) -> bool:
+    return key.startswith("#") and key[1:].isdigit() and int(key[1:]) < size
 
 
 def _text(value: Any) -> bool:

@@ -50,6 +50,8 @@ class Received:
     decider: Decider
     run_id: str | None = None
     token: str | None = None
+    # More decisions of the same request (a Slack message's Submit answers all its input calls).
+    more: tuple[Decision, ...] = ()
 
 
 @dataclass

@@ -197,7 +197,10 @@ def decide_received(deps: Dependencies, received: Received) -> DecisionOutcome:
             note=received.decision.note,
             approve=received.decision.confirmed,
         )
-    return decide(deps, received.decision, received.decider, run_id=received.run_id or "")
+    outcome = decide(deps, received.decision, received.decider, run_id=received.run_id or "")
+    for decision in received.more:
+        outcome = decide(deps, decision, received.decider, run_id=received.run_id or "")
+    return outcome
 
 
 def record_refusal(deps: Dependencies, received: Received, reason: str) -> None:
