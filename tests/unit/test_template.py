@@ -25,6 +25,15 @@ CONTRACT_ROUTES = {
     ("GET", "/sessions"): "ReadRunsFunction",
     ("GET", "/sessions/{session_id}/runs"): "ReadRunsFunction",
     ("GET", "/openapi.json"): "ReadRunsFunction",
+    # The rest of the AgentOS surface its clients call: discovery, health and sessions.
+    ("GET", "/health"): "ReadRunsFunction",
+    ("GET", "/config"): "ReadRunsFunction",
+    ("GET", "/agents"): "ReadRunsFunction",
+    ("GET", "/agents/{agent_id}"): "ReadRunsFunction",
+    ("GET", "/sessions/{session_id}"): "ReadRunsFunction",
+    ("GET", "/sessions/{session_id}/runs/{run_id}"): "ReadRunsFunction",
+    ("DELETE", "/sessions/{session_id}"): "SessionsFunction",
+    ("POST", "/sessions/{session_id}/rename"): "SessionsFunction",
 }
 # Decisions from outside: they authenticate by signature or single-use token, not by JWT.
 APPROVAL_ROUTES = {
@@ -33,7 +42,7 @@ APPROVAL_ROUTES = {
     ("GET", "/approvals/{token}"): "ApprovalsFunction",
     ("POST", "/approvals/{token}"): "ApprovalsFunction",
 }
-PUBLIC_ROUTES = {("GET", "/openapi.json"), *APPROVAL_ROUTES}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/health"), *APPROVAL_ROUTES}
 # Functions that can pause a run (and so announce it), and those that put work on the resume queue.
 PAUSING = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
 QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction", "KnowledgeFunction"}
