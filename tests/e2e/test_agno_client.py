@@ -144,3 +144,74 @@ def test_a_deleted_sessions_paused_call_cannot_be_continued_through_the_client(b
         assert missing.value.response.status_code == 404
 
     asyncio.run(scenario())
+
+
+@pytest.fixture
+def jwt_server(db, model, monkeypatch):
+    monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "tests.support.agents")
+    dev = DevServer(
+        ROOT,
+        port=0,
+        database_url=db,
+        model_base_url=model.base_url,
+        auth="jwt",
+        jwt_secret="test-jwt-secret",
+        upkeep_seconds=0,
+        announce=False,
+    )
+    dev.start()
+    yield dev
+    dev.stop()
+
+
+def test_with_authentication_discovery_needs_a_token_and_sessions_are_their_owners(jwt_server):
+    from signoff_dev import jwt
+
+    base_url = jwt_server.base_url
+    client = AgentOSClient(base_url)
+
+    def bearer(user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {jwt.mint(user, secret=jwt_server.jwt_secret)}"}
+
+    # /health is public; discovery answers API Gateway's 401 without a token and works with one
+    with urllib.request.urlopen(f"{base_url}/health", timeout=30) as response:
+        assert response.status == 200
+    with pytest.raises(httpx.HTTPStatusError) as unauthorized:
+        client.get_config()
+    assert unauthorized.value.response.status_code == 401
+    assert client.get_config(headers=bearer("ana")).agents[0].id == "data_manager"
+    assert client.get_agent("data_manager", headers=bearer("ana")).name == "Data Manager"
+    # ... so RemoteAgent's name, fetched without a token, fails as it does against AgentOS with auth
+    with pytest.raises(httpx.HTTPStatusError):
+        _ = RemoteAgent(base_url=base_url, agent_id="data_manager").name
+
+    async def scenario() -> None:
+        # Given ana's paused run
+        agent = RemoteAgent(base_url=base_url, agent_id="data_manager")
+        token = bearer("ana")["Authorization"].removeprefix("Bearer ")
+        paused = await agent.arun(MESSAGE, session_id="s-ana", auth_token=token, stream=False)
+        assert paused.status == RunStatus.paused and paused.user_id == "ana"
+
+        # Then bob cannot read, rename or delete her session, even naming her
+        for attempt in (
+            client.get_session("s-ana", headers=bearer("bob")),
+            client.get_session("s-ana", user_id="ana", headers=bearer("bob")),
+            client.get_session_run("s-ana", paused.run_id, headers=bearer("bob")),
+            client.rename_session("s-ana", "bob's", headers=bearer("bob")),
+            client.delete_session("s-ana", user_id="ana", headers=bearer("bob")),
+        ):
+            with pytest.raises(httpx.HTTPStatusError) as refused:
+                await attempt
+            assert refused.value.response.status_code == 404
+
+        # And ana can, and her paused call is gone with it
+        assert (await client.get_session("s-ana", headers=bearer("ana"))).session_name == MESSAGE
+        await client.delete_session("s-ana", headers=bearer("ana"))
+        paused.requirements[0].confirm()
+        with pytest.raises(httpx.HTTPStatusError) as gone:
+            await agent.acontinue_run(
+                run_id=paused.run_id, requirements=paused.requirements, session_id="s-ana", auth_token=token
+            )
+        assert gone.value.response.status_code == 404
+
+    asyncio.run(scenario())
