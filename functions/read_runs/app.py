@@ -1,13 +1,16 @@
-"""Reads runs and sessions: GET /agents/{agent_id}/runs[/{run_id}], /sessions[/{session_id}/runs]."""
+"""Reads: runs, sessions, the agents (/config, /agents[/{agent_id}]), /health and /openapi.json."""
+
+import time
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from signoff import http, service
+from signoff import http, service, wire
 from signoff.config import get_settings
 from signoff.observability import logger, metrics, tracer
 from signoff.runtime import dependencies
 
+STARTED_AT = time.time()  # this container's start: /health's instantiated_at
 app = APIGatewayHttpResolver()
 http.install_error_handlers(app, logger)
 
@@ -69,6 +72,19 @@ def list_sessions() -> Response:
     return http.json_response(http.session_page(result, page, limit))
 
 
+@app.get("/sessions/<session_id>")
+def get_session(session_id: str) -> Response:
+    query = _query()
+    http.check_session_type(query, session_id)
+    view = service.get_session(
+        dependencies(),
+        session_id,
+        user_id=query.get("user_id"),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
+    )
+    return http.json_response(wire.session_object(view))
+
+
 @app.get("/sessions/<session_id>/runs")
 def session_runs(session_id: str) -> Response:
     runs = service.session_runs(
@@ -77,7 +93,48 @@ def session_runs(session_id: str) -> Response:
         user_id=_query().get("user_id"),
         principal=http.caller(app.current_event.raw_event, get_settings()),
     )
-    return http.json_response([http.run_object(state) for state in runs])
+    return http.json_response([wire.session_run_object(state) for state in runs])
+
+
+@app.get("/sessions/<session_id>/runs/<run_id>")
+def session_run(session_id: str, run_id: str) -> Response:
+    query = _query()
+    http.check_session_type(query, session_id)
+    state = service.session_run(
+        dependencies(),
+        session_id,
+        run_id,
+        user_id=query.get("user_id"),
+        principal=http.caller(app.current_event.raw_event, get_settings()),
+    )
+    return http.json_response(wire.session_run_object(state))
+
+
+@app.get("/config")
+def config() -> Response:
+    http.caller(app.current_event.raw_event, get_settings())
+    return http.json_response(wire.config_object(service.list_agents(dependencies())))
+
+
+@app.get("/agents")
+def list_agents() -> Response:
+    http.caller(app.current_event.raw_event, get_settings())
+    deps = dependencies()
+    history = deps.settings.history_runs
+    return http.json_response([wire.agent_object(agent, history) for agent in service.list_agents(deps)])
+
+
+@app.get("/agents/<agent_id>")
+def get_agent(agent_id: str) -> Response:
+    http.caller(app.current_event.raw_event, get_settings())
+    deps = dependencies()
+    agent = service.get_agent(deps, agent_id)
+    return http.json_response(wire.agent_object(agent, deps.settings.history_runs))
+
+
+@app.get("/health")
+def health() -> Response:
+    return http.json_response(wire.health_object(STARTED_AT))
 
 
 @app.get("/openapi.json")

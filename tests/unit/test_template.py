@@ -32,6 +32,15 @@ CONTRACT_ROUTES = {
     ("GET", "/approvals/{approval_id}/status"): "ApprovalsFunction",
     ("POST", "/approvals/{approval_id}/resolve"): "ApprovalsFunction",
     ("DELETE", "/approvals/{approval_id}"): "ApprovalsFunction",
+    # The rest of the AgentOS surface its clients call: discovery, health and sessions.
+    ("GET", "/health"): "ReadRunsFunction",
+    ("GET", "/config"): "ReadRunsFunction",
+    ("GET", "/agents"): "ReadRunsFunction",
+    ("GET", "/agents/{agent_id}"): "ReadRunsFunction",
+    ("GET", "/sessions/{session_id}"): "ReadRunsFunction",
+    ("GET", "/sessions/{session_id}/runs/{run_id}"): "ReadRunsFunction",
+    ("DELETE", "/sessions/{session_id}"): "SessionsFunction",
+    ("POST", "/sessions/{session_id}/rename"): "SessionsFunction",
 }
 # Decisions from outside: they authenticate by signature or single-use token, not by JWT.
 APPROVAL_ROUTES = {
@@ -40,7 +49,7 @@ APPROVAL_ROUTES = {
     ("GET", "/approve/{token}"): "ApprovalsFunction",
     ("POST", "/approve/{token}"): "ApprovalsFunction",
 }
-PUBLIC_ROUTES = {("GET", "/openapi.json"), *APPROVAL_ROUTES}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/health"), *APPROVAL_ROUTES}
 # Functions that can pause a run (and so announce it), and those that put work on the resume queue.
 PAUSING = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
 QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction", "KnowledgeFunction"}

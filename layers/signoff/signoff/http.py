@@ -389,6 +389,49 @@ def public_url(event: Mapping[str, Any], configured: str = "") -> str:
     return f"{scheme}://{domain}{prefix}"
 
 
+MAX_SESSION_NAME_CHARS = 500
+SESSION_TYPES = ("agent", "team", "workflow")
+
+
+def session_name_input(event: Mapping[str, Any], max_bytes: int) -> str:
+    """The ``session_name`` of a rename (AgentOS sends ``{"session_name": ...}``; a form works too):
+    required, not blank, at most 500 characters (422 otherwise)."""
+    fields = parse_fields(event, max_bytes)
+    errors: list[dict[str, Any]] = []
+    name = _text(fields, "session_name", errors, required=True)
+    if name is not None and len(name) > MAX_SESSION_NAME_CHARS:
+        errors.append(
+            _error(
+                ["body", "session_name"],
+                f"String should have at most {MAX_SESSION_NAME_CHARS} characters",
+                "string_too_long",
+            )
+        )
+    if errors:
+        raise InvalidFields(errors)
+    return (name or "").strip()
+
+
+def check_session_type(query: Mapping[str, str], session_id: str) -> None:
+    """AgentOS's optional ``type`` filter of the session routes. Signoff's sessions are all agent
+    sessions: ``team`` or ``workflow`` finds none (404, as AgentOS), anything else is 422."""
+    kind = query.get("type")
+    if kind in (None, "", "agent"):
+        return
+    if kind not in SESSION_TYPES:
+        raise InvalidFields(
+            [_error(["query", "type"], f"Input should be one of {', '.join(SESSION_TYPES)}", "enum")]
+        )
+    raise NotFound(f"{kind.title()} Session with id '{session_id}' not found")
+
+
+def no_content() -> Response:
+    """204 without a body (AgentOS's answer to a delete)."""
+    from aws_lambda_powertools.event_handler import Response
+
+    return Response(status_code=204, body="")
+
+
 def accepted(state: RunState) -> Response:
     """202 for a run handed to the resume queue (``background=true``)."""
     return _json(202, {"run_id": state.run_id, "session_id": state.session_id, "status": "PENDING"})

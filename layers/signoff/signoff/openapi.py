@@ -175,6 +175,77 @@ def _knowledge_paths() -> dict[str, Any]:
     }
 
 
+def _json_ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or {}}}}
+
+
+def _agentos_paths() -> dict[str, Any]:
+    """Discovery, health and sessions: the rest of the AgentOS surface its clients call."""
+    session = _param("session_id")
+    owner_q = _param("user_id", "query", required=False, description="must be the owner when given")
+    type_q = _param("type", "query", required=False, description="agent (the only kind Signoff has)")
+    session_detail = _json_ok("The session (AgentOS's AgentSessionDetailSchema)")
+    return {
+        "/health": {
+            "get": {
+                "summary": "Liveness (public; reads nothing)",
+                "responses": {"200": _json_ok("{status, instantiated_at}")},
+            },
+        },
+        "/config": {
+            "get": {
+                "summary": "The deployment: its agents (AgentOS's ConfigResponse)",
+                "responses": {"200": _json_ok("os_id, databases, agents, teams, workflows, interfaces")},
+            },
+        },
+        "/agents": {
+            "get": {
+                "summary": "The agents, each with its tools and their kinds",
+                "responses": {"200": _json_ok("Agents (AgentOS's AgentResponse)", {"type": "array"})},
+            },
+        },
+        "/agents/{agent_id}": {
+            "get": {
+                "summary": "An agent; tools with confirmation, user input, external execution, approvers",
+                "parameters": [_param("agent_id")],
+                "responses": {"200": _json_ok("The agent (AgentOS's AgentResponse)"), **_errors(404)},
+            },
+        },
+        "/sessions/{session_id}": {
+            "get": {
+                "summary": "One session with its chat history",
+                "parameters": [session, owner_q, type_q],
+                "responses": {"200": session_detail, **_errors(404, 422)},
+            },
+            "delete": {
+                "summary": "Delete a session and its runs: none of its paused calls can run afterwards",
+                "parameters": [session, owner_q],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_errors(404, 409),  # 409 with Retry-After: a run is executing, nothing was deleted
+                },
+            },
+        },
+        "/sessions/{session_id}/rename": {
+            "post": {
+                "summary": "Rename a session",
+                "parameters": [session, owner_q, type_q],
+                "requestBody": _form(
+                    {"session_name": {"type": "string", "minLength": 1, "maxLength": 500}}, ["session_name"]
+                ),
+                "responses": {"200": session_detail, **_errors(404, 413, 422)},
+            },
+        },
+        "/sessions/{session_id}/runs/{run_id}": {
+            "get": {
+                "summary": "One run of a session",
+                "parameters": [session, _param("run_id"), owner_q, type_q],
+                "responses": {"200": _run_ok(), **_errors(404, 422)},
+            },
+        },
+    }
+
+
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     flag = {"type": "boolean", "default": False}
@@ -307,6 +378,7 @@ def document() -> dict[str, Any]:
             },
             **_approvals_paths(),
             **_knowledge_paths(),
+            **_agentos_paths(),
             "/sessions": {
                 "get": {
                     "summary": "List sessions",

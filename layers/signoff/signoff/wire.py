@@ -1,13 +1,19 @@
 """The objects Signoff sends: a run and its tools as CONTRACT.md shapes them, a pause as every
-channel announces it, and a decision as an outside sender learns of it. HTTP responses, pause
-notifications and the OpenAPI document all take them from here."""
+channel announces it, a decision as an outside sender learns of it, and the discovery and session
+objects of AgentOS (``/config``, ``/agents``, ``/sessions/{session_id}``) as Agno's client parses
+them. HTTP responses, pause notifications and the OpenAPI document all take them from here."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signoff.state import PUBLIC_TOOL_KEYS, RunState, ToolCall
+
+if TYPE_CHECKING:
+    from signoff.agent import Agent
+    from signoff.service.sessions import SessionView
+    from signoff.tools import Tool
 
 # The keys of a run object, in order (the OpenAPI document lists them from here).
 RUN_KEYS = (
@@ -176,3 +182,155 @@ def approval_status_object(row: dict[str, Any]) -> dict[str, Any]:
         "resolved_at": row["resolved_at"],
         "resolved_by": row["resolved_by"],
     }
+
+
+# ---------------------------------------------------------------------------- discovery and sessions
+# AgentOS names the deployment and the database its components use; Signoff has one of each.
+OS_ID = "signoff"
+DATABASE_ID = "signoff"
+
+
+def _present(body: dict[str, Any]) -> dict[str, Any]:
+    """Without the ``null`` keys, as AgentOS answers (``response_model_exclude_none``)."""
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def health_object(started_at: float) -> dict[str, Any]:
+    """``GET /health``: AgentOS's ``HealthResponse`` (``instantiated_at``: this container's start)."""
+    return {"status": "ok", "instantiated_at": iso(started_at)}
+
+
+def model_object(agent: Agent) -> dict[str, Any]:
+    """The agent's model, readable as both of Agno's model shapes: ``{id, provider}`` (summaries)
+    and ``{model, provider}`` (``AgentResponse``)."""
+    from signoff.models.registry import parse_model
+
+    ref = parse_model(agent.model)
+    return {"id": ref.id, "model": ref.id, "provider": ref.provider.recorded_name}
+
+
+def agent_summary(agent: Agent) -> dict[str, Any]:
+    """An agent as ``/config`` lists it (Agno's ``AgentSummaryResponse``)."""
+    return _present(
+        {
+            "id": agent.id,
+            "name": agent.name,
+            "description": agent.description,
+            "db_id": DATABASE_ID,
+            "model": model_object(agent),
+        }
+    )
+
+
+def agent_tool_object(tool: Tool, agent: Agent) -> dict[str, Any]:
+    """A tool as ``GET /agents/{agent_id}`` lists it: Agno's ``Function.to_dict`` keys (``name``,
+    ``description``, ``parameters`` as the model sees them, ``requires_confirmation``,
+    ``external_execution``) with what a human must supply and who may decide, always present."""
+    body: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
+        "requires_confirmation": tool.requires_confirmation,
+        "requires_user_input": tool.requires_user_input,
+        "external_execution": tool.external_execution,
+        "approvers": list(tool.approvers),
+        "allow_self_approval": tool.allow_self_approval,
+        "approval_type": tool.approval_type,
+    }
+    if tool.asks_questions:
+        body["asks_questions"] = True
+    if tool.requires_user_input:
+        body["user_input_fields"] = [field.name for field in tool.user_input_fields]
+    if tool.requirement is not None:
+        body["approval_ttl_seconds"] = tool.approval_ttl_seconds or agent.approval_ttl_seconds
+    return body
+
+
+def agent_object(agent: Agent, history_runs: int) -> dict[str, Any]:
+    """An agent as ``GET /agents`` and ``GET /agents/{agent_id}`` answer (Agno's ``AgentResponse``),
+    with its tools and their kinds under ``tools.tools``."""
+    instructions = [agent.instructions] if isinstance(agent.instructions, str) else list(agent.instructions)
+    return _present(
+        {
+            "id": agent.id,
+            "name": agent.name,
+            "db_id": DATABASE_ID,
+            "description": agent.description,
+            "model": model_object(agent),
+            "tools": {"tools": [agent_tool_object(tool, agent) for tool in agent.tools]}
+            if agent.tools
+            else None,
+            "sessions": {"add_history_to_context": history_runs > 0, "num_history_runs": history_runs},
+            "system_message": _present(
+                {
+                    "description": agent.description,
+                    "instructions": instructions or None,
+                    "markdown": agent.markdown or None,
+                }
+            )
+            or None,
+        }
+    )
+
+
+def config_object(agents: list[Agent]) -> dict[str, Any]:
+    """``GET /config`` (Agno's ``ConfigResponse``): the agents, no teams, workflows or interfaces."""
+    models = {(m["id"], m["provider"]): m for m in (model_object(agent) for agent in agents)}
+    return {
+        "os_id": OS_ID,
+        "name": "Signoff",
+        "description": "Agent runs that pause for a human's sign-off",
+        "available_models": [{"id": model_id, "provider": provider} for model_id, provider in models],
+        "os_database": DATABASE_ID,
+        "databases": [DATABASE_ID],
+        "session": {
+            "dbs": [
+                {"db_id": DATABASE_ID, "domain_config": {"display_name": "Sessions"}, "tables": ["sessions"]}
+            ]
+        },
+        "agents": [agent_summary(agent) for agent in agents],
+        "teams": [],
+        "workflows": [],
+        "interfaces": [],
+    }
+
+
+def session_run_object(state: RunState) -> dict[str, Any]:
+    """A run as the session routes answer it: the run object plus the keys of Agno's ``RunSchema``
+    (``run_input``, ``run_response_format``), so both of Agno's run parsers read it."""
+    return {**run_object(state), "run_input": state.input_content, "run_response_format": "text"}
+
+
+def session_object(view: SessionView) -> dict[str, Any]:
+    """A session as ``GET /sessions/{session_id}`` and rename answer (Agno's
+    ``AgentSessionDetailSchema``): its name, its agent, token totals and the chat history."""
+    record, runs, agent = view.record, view.runs, view.agent
+    tokens = {
+        key: sum(getattr(run.metrics, key) or 0 for run in runs)
+        for key in ("input_tokens", "output_tokens", "total_tokens")
+    }
+    agent_data = (
+        {"agent_id": agent.id, "name": agent.name, "model": model_object(agent)}
+        if agent is not None
+        else None
+    )
+    return _present(
+        {
+            "user_id": record.user_id,
+            "agent_session_id": record.session_id,
+            "session_id": record.session_id,
+            "session_name": record.session_name or (runs[0].input_content if runs else None) or "",
+            "agent_id": record.agent_id,
+            "total_tokens": tokens["total_tokens"],
+            "agent_data": agent_data,
+            "metrics": tokens,
+            "chat_history": [
+                message
+                for run in runs
+                for message in run.messages
+                if message.get("role") in ("user", "assistant")
+            ],
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+        }
+    )

@@ -6,6 +6,8 @@ and announces. Handlers call these; nothing here speaks HTTP or SQL.
 - ``upkeep``: expiry, dead runs, stranded runs, kept decisions nobody applied, notification retries.
 - ``reads``: runs, audit trails and sessions.
 - ``approvals``: AgentOS's approvals API over the paused calls that wait on a person.
+- ``sessions``: one session, a run of it, rename and delete (final for its paused calls).
+- ``discovery``: the deployment's agents, for ``/config`` and ``/agents``.
 - ``common``: dependencies, results, and running a claimed run to its next stop.
 """
 
@@ -28,8 +30,16 @@ from signoff.service.deciding import (
     decide_received,
     record_refusal,
 )
+from signoff.service.discovery import get_agent, list_agents
 from signoff.service.reads import get_run, list_runs, list_sessions, run_events, session_runs
 from signoff.service.runs import cancel_run, continue_run, resume_run, start_run
+from signoff.service.sessions import (
+    SessionView,
+    delete_session,
+    get_session,
+    rename_session,
+    session_run,
+)
 from signoff.service.upkeep import (
     apply_kept_decisions,
     expire_pauses,
@@ -47,6 +57,7 @@ __all__ = [
     "Dependencies",
     "Principal",
     "RunResult",
+    "SessionView",
     "StartInput",
     "apply_kept_decisions",
     "approval_by_token",
@@ -57,18 +68,24 @@ __all__ = [
     "decide_by_token",
     "decide_received",
     "delete_approval",
+    "delete_session",
     "expire_pauses",
+    "get_agent",
     "get_approval",
     "get_run",
+    "get_session",
+    "list_agents",
     "list_approvals",
     "list_runs",
     "list_sessions",
     "record_refusal",
+    "rename_session",
     "renotify",
     "requeue_stranded",
     "resolve_approval",
     "resume_run",
     "run_events",
+    "session_run",
     "session_runs",
     "start_run",
     "sweep_stale_runs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +54,26 @@ class SessionPage:
     total: int
 
 
+@dataclass
+class SessionRecord:
+    """A session as stored: who owns it, its agent, and its name (``None``: named by its first run)."""
+
+    session_id: str
+    agent_id: str
+    user_id: str | None
+    session_name: str | None
+    created_at: int
+    updated_at: int
+
+
+class SessionDeletion(enum.Enum):
+    """What deleting a session came to."""
+
+    DELETED = "deleted"
+    MISSING = "missing"  # no such session (or not the owner the caller named)
+    BUSY = "busy"  # one of its runs is executing: nothing was deleted
+
+
 class RunStore(Protocol):
     """Where runs live between invocations. ``PostgresRunStore`` is the real one."""
 
@@ -98,6 +119,23 @@ class RunStore(Protocol):
     def list_sessions(
         self, *, user_id: str | None, agent_id: str | None, page: int, limit: int
     ) -> SessionPage: ...
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        """The session, whoever owns it; ``None`` if there is none."""
+        ...
+
+    def rename_session(self, session_id: str, session_name: str) -> SessionRecord | None:
+        """Store the session's name; the renamed session, or ``None`` if there is none."""
+        ...
+
+    def delete_session(self, session_id: str, *, owner: str | None, tombstone: RunEvent) -> SessionDeletion:
+        """Delete the session of ``owner`` with its runs, their tool calls, approval links, kept
+        decisions and audit rows, in one transaction, unless one of its runs is executing.
+
+        Each deleted run keeps one audit row, ``tombstone`` (its detail completed with the run's
+        session, status and the calls that were still waiting for a decision).
+        """
+        ...
 
     def stale_runs(self, *, limit: int) -> list[LoadedRun]: ...
 

@@ -15,7 +15,14 @@ from psycopg.types.json import Jsonb
 
 from signoff.errors import LeaseLost, NotFound, StoreUnavailable, UnstorableValue
 from signoff.state import RunState, RunStatus
-from signoff.store.base import ApprovalViewer, LoadedRun, RunEvent, SessionPage
+from signoff.store.base import (
+    ApprovalViewer,
+    LoadedRun,
+    RunEvent,
+    SessionDeletion,
+    SessionPage,
+    SessionRecord,
+)
 
 T = TypeVar("T")
 
@@ -170,6 +177,49 @@ WHERE t.token_hash = %(token_hash)s
 """  # noqa: S608 - built from constants only
 
 _WRITTEN_RUNS = 64
+
+_SESSION_COLUMNS = """session_id, agent_id, user_id, session_name,
+    extract(epoch FROM created_at)::bigint AS created_at,
+    extract(epoch FROM updated_at)::bigint AS updated_at"""
+_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = %s"  # noqa: S608 - constants only
+_RENAME_SESSION = f"""
+UPDATE sessions SET session_name = %s, updated_at = now() WHERE session_id = %s
+RETURNING {_SESSION_COLUMNS}
+"""  # noqa: S608 - built from constants only
+
+# Every run of a session, locked, with whether an invocation is executing it (as ``LoadedRun.busy``).
+_LOCK_SESSION_RUNS = """
+SELECT run_id, status, version, state,
+       status = 'PENDING' OR (status = 'RUNNING' AND coalesce(lease_until > now(), false)) AS busy
+FROM runs WHERE session_id = %s ORDER BY created_at, run_id FOR UPDATE
+"""
+
+_INSERT_EVENTS = """
+INSERT INTO run_events (run_id, kind, actor, channel, detail)
+SELECT e.run_id, e.kind, e.actor, e.channel, coalesce(e.detail, '{}'::jsonb)
+FROM jsonb_to_recordset(%(events)s) AS e(run_id text, kind text, actor text, channel text, detail jsonb)
+"""
+
+
+def _tombstone(state: RunState, event: RunEvent) -> dict[str, Any]:
+    """The one audit row a deleted run keeps: who deleted it, when, from where, and what it was
+    waiting for (tool names, never arguments, messages or results)."""
+    return {
+        "run_id": state.run_id,
+        "kind": event.kind,
+        "actor": event.actor,
+        "channel": event.channel,
+        "detail": {
+            **event.detail,
+            "session_id": state.session_id,
+            "agent_id": state.agent_id,
+            "status": state.status,
+            "waiting_calls": [
+                {"tool_call_id": call.tool_call_id, "tool_name": call.tool_name}
+                for call in state.pending_tools
+            ],
+        },
+    }
 
 
 def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
@@ -478,8 +528,9 @@ class PostgresRunStore:
             SELECT s.session_id, s.agent_id, s.user_id,
                    extract(epoch FROM s.created_at)::bigint AS created_at,
                    extract(epoch FROM s.updated_at)::bigint AS updated_at,
-                   (SELECT r.state->>'input_content' FROM runs r WHERE r.session_id = s.session_id
-                    ORDER BY r.created_at LIMIT 1) AS session_name,
+                   coalesce(s.session_name,
+                            (SELECT r.state->>'input_content' FROM runs r WHERE r.session_id = s.session_id
+                             ORDER BY r.created_at LIMIT 1)) AS session_name,
                    count(*) OVER () AS total
             FROM sessions s
             WHERE (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s)
@@ -493,6 +544,46 @@ class PostgresRunStore:
         for row in rows[1:]:
             row.pop("total")
         return SessionPage(rows, total)
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        row = self._execute(lambda conn: conn.execute(_SESSION, (session_id,)).fetchone())
+        return SessionRecord(**row) if row else None
+
+    def rename_session(self, session_id: str, session_name: str) -> SessionRecord | None:
+        params = (session_name, session_id)
+        row = self._execute(lambda conn: conn.execute(_RENAME_SESSION, params).fetchone())
+        return SessionRecord(**row) if row else None
+
+    def delete_session(self, session_id: str, *, owner: str | None, tombstone: RunEvent) -> SessionDeletion:
+        """Delete the session, its runs and all that hangs off them, unless a run is executing.
+
+        One transaction that first locks the session row (a concurrent start in the session waits
+        for it) and every run row (a concurrent claim either committed before, and the run is busy,
+        or finds its run gone and loses). The runs' tool calls and approval links go with them (the
+        foreign keys cascade), and with them any decision kept on a run; the runs' audit rows are
+        replaced by one tombstone each.
+        """
+
+        def work(conn: psycopg.Connection) -> SessionDeletion:
+            with conn.transaction():
+                session = conn.execute(
+                    "SELECT user_id FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)
+                ).fetchone()
+                if session is None or session["user_id"] != owner:
+                    return SessionDeletion.MISSING
+                rows = conn.execute(_LOCK_SESSION_RUNS, (session_id,)).fetchall()
+                if any(row["busy"] for row in rows):
+                    return SessionDeletion.BUSY
+                run_ids = [row["run_id"] for row in rows]
+                tombstones = [_tombstone(_state_of(row), tombstone) for row in rows]
+                conn.execute("DELETE FROM run_events WHERE run_id = ANY (%s::text[])", (run_ids,))
+                conn.execute(_INSERT_EVENTS, {"events": Jsonb(tombstones, dumps=_dumps)})
+                conn.execute("DELETE FROM sessions WHERE session_id = %s", (session_id,))
+                for run_id in run_ids:
+                    self._written.pop(run_id, None)
+                return SessionDeletion.DELETED
+
+        return self._execute(work)
 
     def stale_runs(self, *, limit: int) -> list[LoadedRun]:
         """RUNNING runs whose lease has expired: their invocation died."""
