@@ -135,6 +135,7 @@ class _Split:
     def __init__(self) -> None:
         import psycopg
 
+        from signoff.models.bedrock_converse import BedrockConverse
         from signoff.models.openai_chat import OpenAIChat
 
         self.db = self.model = 0.0
@@ -152,6 +153,7 @@ class _Split:
 
         psycopg.Connection.execute = timed(psycopg.Connection.execute, "db")
         OpenAIChat.request = timed(OpenAIChat.request, "model")
+        BedrockConverse.request = timed(BedrockConverse.request, "model")
 
     def reset(self) -> None:
         self.db = self.model = 0.0
@@ -324,6 +326,16 @@ FLOOR_MODULES = [
 WEBHOOK_SECRET = "bench-webhook-secret"
 USER = "bench_user"
 AGENT = "data_manager"
+BEDROCK_AGENT = "data_manager_bedrock"
+BEDROCK_MODEL = "bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0"
+# The seed's agent and the same agent on Bedrock, as this deployment's catalog for the bench.
+BENCH_AGENTS = f"""import dataclasses
+
+from catalog import AGENTS as _SEED
+from catalog.data_manager import data_manager
+
+AGENTS = [*_SEED, dataclasses.replace(data_manager, id="{BEDROCK_AGENT}", model="{BEDROCK_MODEL}")]
+"""
 
 
 def _installed_closure(requirements: list[str], *, missing_ok: bool = False):
@@ -395,12 +407,18 @@ class Bench:
 
     # ---------------------------------------------------------------- environment
     def start_services(self) -> None:
+        from signoff_dev.bedrock_standin import BedrockStandin
         from signoff_dev.postgres import start_postgres
         from signoff_dev.standin import StandinModel
 
         self.postgres, self.database_url = start_postgres(self.work / "pgdata")
         self.model = StandinModel(latency_s=0.0)
         self.model_url = self.model.start()
+        self.bedrock = BedrockStandin(latency_s=0.0, credentials=("bench", "bench"))
+        self.bedrock_url = self.bedrock.start()
+        (self.work / "agents").mkdir(exist_ok=True)
+        (self.work / "agents" / "bench_agents.py").write_text(BENCH_AGENTS)
+        sys.path.insert(0, str(self.work / "agents"))
         os.environ.update(self._service_env())
         from signoff.config import get_settings
 
@@ -410,14 +428,18 @@ class Bench:
         from signoff_dev.postgres import stop_postgres
 
         self.model.stop()
+        self.bedrock.stop()
         stop_postgres(self.postgres)
 
     def _service_env(self) -> dict[str, str]:
         return {
             "SIGNOFF_DATABASE_URL": self.database_url,
             "OPENAI_BASE_URL": self.model_url,
+            "SIGNOFF_BEDROCK_ENDPOINT_URL": self.bedrock_url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
             "SIGNOFF_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "SIGNOFF_AGENTS_MODULE": "catalog",
+            "SIGNOFF_AGENTS_MODULE": "bench_agents",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "SignoffBench",
             "POWERTOOLS_SERVICE_NAME": "signoff",
@@ -503,6 +525,7 @@ class Bench:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(self.root / "layers" / "signoff" / "signoff", opt / "signoff", ignore=ignore)
         shutil.copytree(self.root / "layers" / "agents" / "catalog", opt / "catalog", ignore=ignore)
+        (opt / "bench_agents.py").write_text(BENCH_AGENTS)
         compiled = self.work / "opt-pyc" / "python"
         shutil.copytree(opt, compiled, symlinks=True)
         compileall.compile_dir(
@@ -543,7 +566,7 @@ class Bench:
             **kwargs,
         )
 
-    def start_event(self) -> dict:
+    def start_event(self, agent: str = AGENT) -> dict:
         import uuid
 
         body, content_type = self._multipart(
@@ -555,11 +578,11 @@ class Bench:
             }
         )
         return self._http(
-            "POST", "/agents/{agent_id}/runs", {"agent_id": AGENT}, body=body,
+            "POST", "/agents/{agent_id}/runs", {"agent_id": agent}, body=body,
             headers={"content-type": content_type},
         )  # fmt: skip
 
-    def continue_event(self, run: dict) -> dict:
+    def continue_event(self, run: dict, agent: str = AGENT) -> dict:
         tools = json.dumps([{"tool_call_id": run["tool_call_ids"][0], "confirmed": True}])
         body, content_type = self._multipart(
             {"tools": tools, "session_id": run["session_id"], "user_id": USER, "stream": "false"}
@@ -567,7 +590,7 @@ class Bench:
         return self._http(
             "POST",
             "/agents/{agent_id}/runs/{run_id}/continue",
-            {"agent_id": AGENT, "run_id": run["run_id"]},
+            {"agent_id": agent, "run_id": run["run_id"]},
             body=body,
             headers={"content-type": content_type},
         )
@@ -609,14 +632,16 @@ class Bench:
     def schedule_event(self) -> dict:
         return json.loads((self.root / "events" / "expire_schedule.json").read_text())
 
-    def paused_run(self) -> dict:
+    def paused_run(self, agent: str = AGENT) -> dict:
         """A run paused on delete_records, made by the in-process StartRunFunction."""
         import contextlib
 
         from signoff_dev.handlers import invoke
 
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # its logs and metrics
-            response = invoke("StartRunFunction", self.start_event(), template=self.root / "template.yaml")
+            response = invoke(
+                "StartRunFunction", self.start_event(agent), template=self.root / "template.yaml"
+            )
         run = _summary(response)
         assert run.get("status") == "PAUSED", run
         return run
@@ -923,6 +948,53 @@ class Bench:
             )
         self.results["warm"] = warm
 
+    def providers(self) -> None:
+        """Start and continue of the same agent on OpenAI and on Bedrock (each against its stand-in
+        with no latency), interleaved: cold starts, warm invocations, and boto3's import."""
+        runs, n, w = self.args.runs, self.args.flows, self.args.warmup
+        out: dict = {}
+        agents = {"OpenAI": AGENT, "Bedrock": BEDROCK_AGENT}
+
+        def add(key: str, value) -> None:
+            out.setdefault(key, []).append(value)
+
+        for i in range(runs):
+            for label, agent in agents.items():
+                r = self.run_child("StartRunFunction", [self.start_event(agent)])
+                add(f"{label} start cold", r["import_ms"] + r["invocations"][0]["ms"])
+                add(f"{label} start first event", r["invocations"][0]["ms"])
+                add(f"{label} start rss", r["max_rss_kib"] / 1024)
+                r = self.run_child(
+                    "ContinueRunFunction", [self.continue_event(self.paused_run(agent), agent)]
+                )
+                add(f"{label} continue cold", r["import_ms"] + r["invocations"][0]["ms"])
+                add(f"{label} continue first event", r["invocations"][0]["ms"])
+                if self.snapstart:
+                    r = self.run_child("StartRunFunction", [self.start_event(agent)], snapstart=True)
+                    add(
+                        f"{label} start SnapStart restored", r["after_restore_ms"] + r["invocations"][0]["ms"]
+                    )
+            # boto3 alone in a fresh process (Lambda's runtime ships it; Bedrock needs it, OpenAI
+            # deployments load it anyway for the database secret), then the bedrock-runtime client
+            r = self.run_child("ReadRunsFunction", [], floor=["boto3"])
+            add("boto3 import", r["floor_ms"])
+            r = self.run_child("ReadRunsFunction", [], floor=["boto3", "signoff.models.bedrock_converse"])
+            add("boto3 + bedrock provider import", r["floor_ms"])
+            print(f"  providers: round {i + 1}/{runs} done", flush=True)
+        for label, agent in agents.items():
+            started = self.run_child(
+                "StartRunFunction", [self.start_event(agent) for _ in range(n + w)], split=True
+            )
+            window = started["invocations"][w:]
+            out[f"{label} start warm"] = [item["ms"] for item in window]
+            out[f"{label} start warm model"] = [item["model_ms"] for item in window]
+            events = [self.continue_event(item["response"], agent) for item in started["invocations"]]
+            continued = self.run_child("ContinueRunFunction", events, split=True)
+            window = continued["invocations"][w:]
+            out[f"{label} continue warm"] = [item["ms"] for item in window]
+            out[f"{label} continue warm model"] = [item["model_ms"] for item in window]
+        self.results["providers"] = out
+
     def http(self) -> None:
         """`make dev`'s server, in this process: request latency on one kept-alive connection and on a
         fresh connection per request, interleaved (GET of one run: ReadRunsFunction).
@@ -1122,6 +1194,31 @@ class Bench:
                     f"| {db['round_trips']} | {db['statements']} | {db['transactions']} | {w['rss']:.0f} |"
                 )
             lines.append("")
+        if "providers" in r:
+            lines += [
+                "The same agent on OpenAI and on Amazon Bedrock (each against its stand-in, no latency), ms",
+                "",
+                "| figure | OpenAI p50 / p95 | Bedrock p50 / p95 |",
+                "|---|---|---|",
+            ]
+            p = r["providers"]
+            for figure in (
+                "start cold", "start first event", "start SnapStart restored", "continue cold",
+                "continue first event", "start warm", "start warm model", "continue warm",
+                "continue warm model", "start rss",
+            ):  # fmt: skip
+                cells = [
+                    f"{ms(_median(p[k]))} / {ms(_pct(p[k], 0.95))}" if p.get(k) else "—"
+                    for k in (f"OpenAI {figure}", f"Bedrock {figure}")
+                ]
+                lines.append(f"| {figure} | {cells[0]} | {cells[1]} |")
+            for figure in ("boto3 import", "boto3 + bedrock provider import"):
+                if p.get(figure):
+                    lines.append(
+                        f"| {figure}, fresh process "
+                        f"| {ms(_median(p[figure]))} / {ms(_pct(p[figure], 0.95))} | |"
+                    )
+            lines.append("")
         if "http" in r:
             kept, fresh = r["http"]["kept_alive_ms"], r["http"]["fresh_ms"]
             lines += [
@@ -1183,7 +1280,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-build", action="store_true", help="skip sam build and the sizes")
     parser.add_argument("--build-dir", help="measure this existing sam build output instead of building")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "warm", "http", "sizes"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["cold", "warm", "providers", "http", "sizes"]
+    )
     parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
     parser.add_argument(
@@ -1240,6 +1339,9 @@ def main(argv: list[str] | None = None) -> int:
         if "warm" not in args.skip:
             print("  warm invocations…", flush=True)
             bench.warm()
+        if "providers" not in args.skip:
+            print("  OpenAI and Bedrock agents…", flush=True)
+            bench.providers()
         if "http" not in args.skip:
             print("  make dev's server: kept-alive and fresh connections…", flush=True)
             bench.http()

@@ -18,6 +18,7 @@ os.environ.pop("OPENAI_API_KEY", None)
 os.environ.update(
     {
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "SIGNOFF_BEDROCK_ENDPOINT_URL": "http://127.0.0.1:9",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -73,6 +74,29 @@ def model(standin):
     standin.latency_s = 0.0
     yield standin
     standin.clear()
+
+
+@pytest.fixture(scope="session")
+def bedrock_standin():
+    """The deterministic Bedrock Runtime stand-in, checking every SigV4 signature in full."""
+    from signoff_dev.bedrock_standin import BedrockStandin
+
+    standin = BedrockStandin(
+        timeout_sleep_s=8,
+        credentials=(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]),
+    )
+    os.environ["SIGNOFF_BEDROCK_ENDPOINT_URL"] = standin.start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def bedrock(bedrock_standin):
+    """The Bedrock stand-in with its request log and injected faults cleared."""
+    bedrock_standin.clear()
+    bedrock_standin.latency_s = 0.0
+    yield bedrock_standin
+    bedrock_standin.clear()
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from typing import Any
 from signoff import runtime
 from signoff_dev import jwt
 from signoff_dev.apigw import ACCOUNT_ID, REGION, FakeLambdaContext, http_api_event, new_request_id
+from signoff_dev.bedrock_standin import BedrockStandin
 from signoff_dev.containers import ContainerCrashed, ContainerPool, ContainerTimedOut, PoolClosed
 from signoff_dev.env import EnvGate, Overlay, function_overlays
 from signoff_dev.handlers import invoke
@@ -48,6 +49,10 @@ AUTH_ENV = "SIGNOFF_AUTH"
 UPKEEP_ENV = "SIGNOFF_DEV_UPKEEP_SECONDS"
 DEFAULT_UPKEEP_S = 60.0
 STANDIN_API_KEY = "standin"
+# Credentials the Bedrock stand-in verifies signatures with (only when no AWS credentials are set).
+STANDIN_AWS_KEY = ("AKIASTANDIN000000000", "standin-secret-access-key")
+# Any of these means AWS credentials are at hand: Bedrock agents then call real Bedrock.
+AWS_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK")
 # Local secrets of the signed approval channels (README: "Run it locally"); never used in AWS.
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEV_SLACK_SIGNING_SECRET = "dev-slack-signing-secret"
@@ -80,7 +85,11 @@ class LocalBackends:
     Without ``database_url`` an embedded PostgreSQL is started on ``.dev/pgdata`` of the checkout and
     migrated. Without ``model_base_url``, the real OpenAI API (or ``OPENAI_BASE_URL``) is used when
     ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the stand-in model is started (configured from
-    ``STANDIN_LATENCY_MS`` / ``STANDIN_FAULTS``) and announced loudly. The signed approval channels get
+    ``STANDIN_LATENCY_MS`` / ``STANDIN_FAULTS``) and announced loudly. Agents on Bedrock
+    (``model="bedrock:..."``) call real Bedrock when AWS credentials are set (``AWS_PROFILE``,
+    ``AWS_ACCESS_KEY_ID`` or ``AWS_BEARER_TOKEN_BEDROCK``) or ``SIGNOFF_BEDROCK_ENDPOINT_URL`` names
+    an endpoint; otherwise the Bedrock stand-in (``signoff_dev.bedrock_standin``) is started, with
+    local credentials it verifies every SigV4 signature with. The signed approval channels get
     local secrets when none is set (``SIGNOFF_WEBHOOK_SECRET=dev-webhook-secret``,
     ``SIGNOFF_SLACK_SIGNING_SECRET=dev-slack-signing-secret``). ``stop()`` restores the environment.
 
@@ -91,6 +100,7 @@ class LocalBackends:
         database_url: the libpq URL in use, once started.
         model_base_url: the OpenAI-compatible base URL in use (None for OpenAI itself).
         standin: the stand-in this object started, if any (tests may ``inject`` faults into it).
+        bedrock_standin: the Bedrock stand-in this object started, if any.
         overlays: logical id → the environment each of its invocations gets, once started.
         explicit: the variables set before the template's (the developer's and the ones set here).
     """
@@ -108,6 +118,7 @@ class LocalBackends:
         self.database_url = database_url
         self.model_base_url = model_base_url
         self.standin: StandinModel | None = None
+        self.bedrock_standin: BedrockStandin | None = None
         self._template = template
         self._announce = announce
         self._postgres: Any = None
@@ -138,6 +149,14 @@ class LocalBackends:
         if self.model_base_url is not None:
             self._setenv("OPENAI_BASE_URL", self.model_base_url)
             self._setenv("OPENAI_API_KEY", STANDIN_API_KEY, override=self.standin is not None)
+        if not os.environ.get("SIGNOFF_BEDROCK_ENDPOINT_URL") and not any(
+            os.environ.get(name) for name in AWS_CREDENTIAL_VARIABLES
+        ):
+            self.bedrock_standin = BedrockStandin.from_env()
+            self.bedrock_standin.credentials = STANDIN_AWS_KEY
+            self._setenv("SIGNOFF_BEDROCK_ENDPOINT_URL", self.bedrock_standin.start())
+            self._setenv("AWS_ACCESS_KEY_ID", STANDIN_AWS_KEY[0])
+            self._setenv("AWS_SECRET_ACCESS_KEY", STANDIN_AWS_KEY[1])
         # What Lambda always provides; local secrets for the signed approval channels.
         self._setenv("AWS_REGION", "us-east-1", override=False)
         self._setenv("AWS_DEFAULT_REGION", "us-east-1", override=False)
@@ -161,6 +180,9 @@ class LocalBackends:
         if self.standin is not None:
             self.standin.stop()
             self.standin = None
+        if self.bedrock_standin is not None:
+            self.bedrock_standin.stop()
+            self.bedrock_standin = None
         if self._postgres is not None:
             from signoff_dev.postgres import stop_postgres
 
@@ -921,6 +943,16 @@ def _summary(server: DevServer, url: str) -> str:
     if scheduled:
         every = f"every {server.upkeep_seconds:g} s" if server.upkeep_seconds else "off (--upkeep-seconds 0)"
         lines.append(f"Upkeep: {scheduled} {every}")
+    backends = server.backends
+    if backends is not None and backends.bedrock_standin is not None:
+        lines.append(
+            f"Bedrock agents: the STAND-IN at {backends.bedrock_standin.endpoint_url} (not a real model; "
+            "set AWS_PROFILE or AWS credentials for real Bedrock)"
+        )
+    else:
+        lines.append(
+            "Bedrock agents: " + (os.environ.get("SIGNOFF_BEDROCK_ENDPOINT_URL") or "Amazon Bedrock, real")
+        )
     if server.notifier is not None:
         lines.append("Pauses: approval links are printed here (no EventBridge, webhook or Slack)")
     else:

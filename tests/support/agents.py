@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from catalog.data_manager import data_manager, delete_records
@@ -316,3 +317,16 @@ concierge = Agent(
     tools=[ask_user, lookup_user],
 )
 AGENTS.append(concierge)
+
+
+# The same agents on Amazon Bedrock (tests/e2e/test_providers.py runs them against the Bedrock
+# stand-in): Claude through a cross-Region inference profile (takes toolResult.status), Nova, and
+# Llama, which refuses toolResult.status.
+BEDROCK_CLAUDE = "bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0"
+BEDROCK_NOVA = "aws-bedrock:amazon.nova-lite-v1:0"
+BEDROCK_LLAMA = "bedrock:meta.llama3-1-70b-instruct-v1:0"
+AGENTS += [
+    dataclasses.replace(data_manager, id="data_manager_bedrock", model=BEDROCK_CLAUDE),
+    dataclasses.replace(data_manager, id="data_manager_llama", model=BEDROCK_LLAMA),
+    dataclasses.replace(ops, id="ops_bedrock", model=BEDROCK_NOVA),
+]

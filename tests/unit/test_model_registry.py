@@ -25,11 +25,16 @@ ECHO = Provider("echo", "Echo", "tests.support.echo_model", "build_echo", aliase
         ("openai:ft:gpt-4o-mini:org::id", "openai", "ft:gpt-4o-mini:org::id"),
         # A Bedrock id ends in ":0"; without a registered prefix it is a bare (OpenAI) id, unchanged
         ("anthropic.claude-3-5-sonnet-20240620-v1:0", "openai", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
-        # Bedrock is not registered yet: its Agno prefix is no prefix, the whole string is the id
+        # Bedrock, by its prefix or Agno's alias; the id keeps its own colon
         (
-            "aws-bedrock:anthropic.claude-3-5-sonnet-20240620-v1:0",
-            "openai",
-            "aws-bedrock:anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "bedrock:anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "bedrock",
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        ),
+        (
+            "aws-bedrock:us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "bedrock",
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
         ),
         ("mystery:model", "openai", "mystery:model"),
     ],

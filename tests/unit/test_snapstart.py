@@ -102,3 +102,23 @@ def test_the_off_tracer_passes_handlers_through():
     tracer.put_annotation("k", "v")
     tracer.put_metadata("k", {"v": 1})
     assert handler(1, None) == {"ok": 1}
+
+
+def test_a_bedrock_deployment_primes_botocore_without_building_a_client(fresh_hooks, monkeypatch, caplog):
+    # Given a SnapStart init of a deployment whose agents run on Bedrock
+    from signoff.models import bedrock_converse
+
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "tests.support.agents")
+    monkeypatch.setattr(bedrock_converse, "_session", None)
+    _reset_runtime()
+
+    # When it primes
+    snapstart.install(calls_model=True)
+
+    # Then botocore's Bedrock model is loaded into the shared session, and no client (no
+    # credentials, no TLS context) exists before the snapshot
+    assert "priming failed" not in caplog.text
+    loader = bedrock_converse.boto3_session()._session.get_component("data_loader")
+    assert any("bedrock-runtime" in str(key) for key in loader._cache)
+    assert runtime._model.cache_info().currsize == 0

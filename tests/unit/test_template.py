@@ -61,6 +61,8 @@ OPTIONAL_CONDITIONS = (
     "HasWebhookSecret",
     "HasSlackSigningSecret",
     "HasAlarmTopic",
+    "HasOpenAISecret",
+    "UseBedrock",
 )
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -281,7 +283,7 @@ def test_each_function_reads_only_the_secrets_it_needs(template):
         # Then it reads the database secret, the OpenAI secret only if it calls the model, and the
         # approval secrets only if it uses them and they are configured (never an empty ARN)
         expected = [{"Ref": "DatabaseSecretArn"}]
-        if name in needs_openai:
+        if name in needs_openai and mode["HasOpenAISecret"]:
             expected.append({"Ref": "OpenAISecretArn"})
         if name in needs_webhook and mode["HasWebhookSecret"]:
             expected.append({"Ref": "WebhookSecretArn"})
@@ -296,6 +298,19 @@ def test_each_function_reads_only_the_secrets_it_needs(template):
                 assert "SecretsManagerReadWrite" not in node, name
             if isinstance(node, dict) and "Resource" in node:
                 assert node["Resource"] not in ("*", ["*"]), name
+
+
+def test_only_the_functions_that_call_the_model_or_embed_may_invoke_bedrock_models(template):
+    calls_model = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction", "KnowledgeFunction"}
+    policy = template["Resources"]["BedrockInvokePolicy"]
+    assert policy["Condition"] == "UseBedrock"
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    # bedrock:InvokeModel alone (it authorizes Converse too), never on every model
+    assert {tuple(s["Action"]) for s in statements} == {("bedrock:InvokeModel",)}
+    assert all(s["Resource"] not in ("*", ["*"]) for s in statements)
+    for mode, (name, raw) in itertools.product(_modes(), _functions(template).items()):
+        granted = {"Ref": "BedrockInvokePolicy"} in _policies(_resolve(raw, mode))
+        assert granted == (name in calls_model and mode["UseBedrock"]), (name, mode)
 
 
 def test_migrations_run_on_deploy_and_rerun_when_the_library_changes(template):

@@ -40,6 +40,10 @@ class Settings:
         openai_api_key: OpenAI API key (local dev); in AWS use ``openai_secret_arn``.
         openai_secret_arn: Secrets Manager secret holding the OpenAI key.
         openai_base_url: any OpenAI-compatible endpoint, e.g. the local stand-in.
+        bedrock_region: the Region of Amazon Bedrock calls; empty: the function's own
+            (``AWS_REGION``). A cross-Region inference profile is called in its source Region.
+        bedrock_endpoint_url: another ``bedrock-runtime`` endpoint (a local Converse stand-in);
+            empty: Bedrock's own (through the VPC endpoint's private DNS where there is one).
         agents_module: the module whose ``AGENTS`` list holds this deployment's agents.
         history_runs: how many earlier completed runs of a session the model sees.
         max_turns: model turns one run may take before it ends in ERROR.
@@ -63,10 +67,14 @@ class Settings:
             (local); in AWS ``webhook_secret_arn`` names the Secrets Manager secret.
         slack_signing_secret: Slack's signing secret (local); in AWS ``slack_signing_secret_arn``.
         slack_webhook_url: Slack incoming-webhook URL for pause messages with buttons.
-        embedding_model: the OpenAI embeddings model of knowledge search.
+        embedding_model: the embeddings model of knowledge search: an OpenAI model id, or
+            ``bedrock:amazon.titan-embed-text-v2:0`` for Amazon Titan on Bedrock.
         embedding_dimensions: the embeddings' size; the ``knowledge_chunks`` column is created at
             this size by the migration, so changing it later needs a re-index (see the README).
-        embedding_batch_size: texts per embeddings request.
+            Titan Text Embeddings V2 makes 256, 512 or 1024.
+        embedding_batch_size: texts per embeddings request (OpenAI).
+        embedding_concurrency: Bedrock embeddings requests in flight at once (Titan embeds one
+            text per request).
         knowledge_max_bytes: largest document upload (413 beyond).
         knowledge_queue_chunks: documents with more chunks than this are ingested by the resume
             worker (202) when the queue exists; smaller ones within the request.
@@ -81,6 +89,8 @@ class Settings:
     openai_api_key: str = _setting("OPENAI_API_KEY", "")
     openai_secret_arn: str = _setting("SIGNOFF_OPENAI_SECRET_ARN", "")
     openai_base_url: str = _setting("OPENAI_BASE_URL", "")
+    bedrock_region: str = _setting("SIGNOFF_BEDROCK_REGION", "")
+    bedrock_endpoint_url: str = _setting("SIGNOFF_BEDROCK_ENDPOINT_URL", "")
     agents_module: str = _setting("SIGNOFF_AGENTS_MODULE", "catalog")
     history_runs: int = _setting("SIGNOFF_HISTORY_RUNS", 3, low=0, high=100)
     max_turns: int = _setting("SIGNOFF_MAX_TURNS", 10, low=1, high=100)
@@ -106,6 +116,7 @@ class Settings:
     # pgvector indexes (HNSW) take at most 2000 dimensions of `vector`.
     embedding_dimensions: int = _setting("SIGNOFF_EMBEDDING_DIMENSIONS", 1536, low=1, high=2000)
     embedding_batch_size: int = _setting("SIGNOFF_EMBEDDING_BATCH_SIZE", 256, low=1, high=2048)
+    embedding_concurrency: int = _setting("SIGNOFF_EMBEDDING_CONCURRENCY", 8, low=1, high=32)
     knowledge_max_bytes: int = _setting("SIGNOFF_KNOWLEDGE_MAX_BYTES", 4 * 1024 * 1024, low=1024)
     knowledge_queue_chunks: int = _setting("SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS", 200, low=1)
     knowledge_writers: str = _setting("SIGNOFF_KNOWLEDGE_WRITERS", "")

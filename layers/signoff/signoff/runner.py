@@ -115,6 +115,8 @@ def _call_model(state: RunState, ctx: RunContext) -> ModelResponse:
         input_tokens=response.input_tokens,
         output_tokens=response.output_tokens,
         time_to_first_token=round(time.perf_counter() - started, 4),
+        stop_reason=response.stop_reason,
+        provider_latency_ms=response.latency_ms,
     )
     return response
 

@@ -27,7 +27,6 @@ from signoff.config import Settings, get_settings
 if TYPE_CHECKING:
     from signoff.agent import AgentCatalog
     from signoff.models.base import Embedder, Model
-    from signoff.models.openai_chat import OpenAIEmbeddings
     from signoff.notify import Notifier
     from signoff.queue import ResumeQueue
     from signoff.service import Dependencies
@@ -152,11 +151,20 @@ def _new_store(settings: Settings) -> PostgresRunStore:
     return PostgresRunStore(lambda: database_url(settings))
 
 
-def _new_embedder(settings: Settings) -> OpenAIEmbeddings:
+def _new_embedder(settings: Settings) -> Embedder:
+    """The embeddings model of ``SIGNOFF_EMBEDDING_MODEL``: Bedrock's with a ``bedrock:`` (or
+    ``aws-bedrock:``) prefix, else OpenAI's (any ``openai:`` prefix dropped)."""
+    from signoff.models.registry import parse_model
+
+    ref = parse_model(settings.embedding_model)
+    if ref.provider.name == "bedrock":
+        from signoff.models.bedrock_converse import build_embeddings
+
+        return build_embeddings(ref.id, settings)
     from signoff.models.openai_chat import OpenAIEmbeddings
 
     return OpenAIEmbeddings(
-        settings.embedding_model,
+        ref.id,
         api_key=openai_api_key(settings),
         base_url=settings.openai_base_url or None,
         dimensions=settings.embedding_dimensions,
@@ -403,7 +411,7 @@ def get_knowledge_store() -> PostgresKnowledgeStore:
 
 
 @lru_cache(maxsize=1)
-def get_embedder() -> OpenAIEmbeddings:
+def get_embedder() -> Embedder:
     """The embeddings model of knowledge search (``SIGNOFF_EMBEDDING_*``)."""
     return _new_embedder(get_settings())
 

@@ -7,7 +7,11 @@ then resumes from the snapshot and runs the after-restore hooks instead of initi
 - **priming** (at init, only under SnapStart): import what the first request would import anyway
   (``openai`` and its resources, boto3 where an AWS call will come), build the secret-free parts
   of the dependencies, and send one chat completion through the openai client to an in-memory
-  transport, so that a restored environment pays for none of it. Nothing that opens a connection,
+  transport when an agent uses OpenAI; when one uses Bedrock, load boto3, the ``bedrock-runtime``
+  service model and endpoint rules into the shared session and run one Converse request and
+  answer through botocore's serializer and parser (the client itself is built after the restore:
+  building it resolves credentials and creates a TLS context). A restored environment pays for
+  none of it. Nothing that opens a connection,
   reads a secret or creates a TLS context runs before the snapshot: the snapshot would keep a dead
   connection, a secret that may have been rotated since, or OpenSSL random state that every
   restored environment would share.
@@ -105,8 +109,17 @@ def prime(*, calls_model: bool) -> None:
     if settings.database_secret_arn or settings.openai_secret_arn or settings.webhook_secret_arn:
         from aws_lambda_powertools.utilities import parameters  # noqa: F401
     if calls_model:
-        _prime_model()
-        for agent in runtime.get_catalog():  # each tool's argument checker, built on first use otherwise
+        from signoff.models.registry import parse_model
+
+        catalog = list(runtime.get_catalog())
+        providers = {parse_model(agent.model).provider.name for agent in catalog}
+        if "openai" in providers or not providers:
+            _prime_model()
+        if "bedrock" in providers or parse_model(settings.embedding_model).provider.name == "bedrock":
+            from signoff.models import bedrock_converse
+
+            bedrock_converse.prime()  # boto3, the service model, one Converse (de)serialized; no client
+        for agent in catalog:  # each tool's argument checker, built on first use otherwise
             for tool in agent.tools:
                 _ = tool.arguments_model
 

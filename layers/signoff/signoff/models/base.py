@@ -20,15 +20,31 @@ class ToolCallRequest:
 
 @dataclass(frozen=True)
 class ModelResponse:
+    """One answer of the model.
+
+    Attributes:
+        content: its text, if any.
+        tool_calls: the tool calls it proposes.
+        input_tokens: tokens of the request, as the provider counted them.
+        output_tokens: tokens of the answer.
+        stop_reason: why the model stopped, in the provider's words (``end_turn``, ``tool_use``,
+            ``stop``, ...), when it says.
+        latency_ms: the provider's own processing time of the request, when it reports one.
+    """
+
     content: str | None
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    stop_reason: str | None = None
+    latency_ms: int | None = None
 
 
 def unstorable_answer(response: ModelResponse) -> str | None:
-    """Why a model's answer cannot be stored (NUL or a lone surrogate, in its text or a call's
-    arguments), or ``None``. Such an answer is treated as malformed: retried, then the run fails."""
+    """Why a model's answer cannot be stored (NUL or a lone surrogate, in its text or a call's id,
+    name or arguments), or ``None``. Every provider checks its answers with it (OpenAI's JSON text
+    and Bedrock's ``toolUse`` input alike, the latter as the JSON text it is stored as); such an
+    answer is treated as malformed: retried, then the run fails."""
     import json
 
     from signoff.inputs import unstorable_path
@@ -94,7 +110,8 @@ class Deadline:
 
 
 class Model(Protocol):
-    """A chat model with tool calling. Only ``models/openai_chat.py`` talks to a provider."""
+    """A chat model with tool calling. Only the provider modules of ``models/`` (``openai_chat``,
+    ``bedrock_converse``) talk to a provider, each importing its SDK lazily."""
 
     id: str
     provider: str
@@ -105,7 +122,7 @@ class Model(Protocol):
 
 
 class Embedder(Protocol):
-    """Turns texts into vectors for knowledge search. ``OpenAIEmbeddings`` is the real one.
+    """Turns texts into vectors for knowledge search: ``OpenAIEmbeddings`` or Bedrock's ``TitanEmbeddings``.
 
     Attributes:
         model: the embeddings model id, e.g. ``text-embedding-3-small``.

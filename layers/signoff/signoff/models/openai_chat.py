@@ -193,7 +193,8 @@ def chat_completion(client: Any, body: dict[str, Any], timeout: float) -> Any:
 
 def _parse(completion: Any) -> ModelResponse:
     try:
-        message = completion["choices"][0]["message"]
+        choice = completion["choices"][0]
+        message = choice["message"]
         raw_calls = message.get("tool_calls") or []
         content = message.get("content")
         usage = completion.get("usage") or {}
@@ -218,6 +219,7 @@ def _parse(completion: Any) -> ModelResponse:
         tool_calls=calls,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
+        stop_reason=choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None,
     )
     unstorable = unstorable_answer(response)
     if unstorable:

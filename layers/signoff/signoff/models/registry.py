@@ -11,8 +11,8 @@ one imports nothing: the module is imported when the first model of that provide
 factory is called as ``factory(model_id, settings, secret)``, where ``secret(name)`` returns a secret
 setting (``openai_api_key``, ...) from the environment or Secrets Manager, and returns a ``Model``.
 
-Adding a provider is its module plus one line in ``_BUILT_IN``, e.g. for Amazon Bedrock's Converse
-API (a later issue; not registered before it exists)::
+Adding a provider is its module plus one line in ``_BUILT_IN``, as Amazon Bedrock's Converse API
+was::
 
     Provider("bedrock", "AwsBedrock", "signoff.models.bedrock_converse", "build_chat", ("aws-bedrock",))
 """
@@ -149,7 +149,10 @@ class ModelRegistry:
 
 # The providers that exist. A bare model id is OpenAI's (or any OpenAI-compatible server's,
 # with OPENAI_BASE_URL).
-_BUILT_IN = (Provider("openai", "OpenAI", "signoff.models.openai_chat", "build_chat"),)
+_BUILT_IN = (
+    Provider("openai", "OpenAI", "signoff.models.openai_chat", "build_chat"),
+    Provider("bedrock", "AwsBedrock", "signoff.models.bedrock_converse", "build_chat", ("aws-bedrock",)),
+)
 
 REGISTRY = ModelRegistry(_BUILT_IN)
 """The registry the runtime builds models with and agents are checked against."""
