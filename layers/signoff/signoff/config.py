@@ -47,6 +47,8 @@ class Settings:
         database_user: the database user under IAM authentication.
         database_auth: ``secret`` (user and password from the secret) or ``iam`` (a short-lived
             IAM token for ``database_user`` at ``database_host``, TLS required: RDS Proxy).
+        database_connect_timeout_s: how long a connect may wait; above Aurora's ~15 s resume from
+            0 ACU where the database auto-pauses.
         database_max_idle_s: a connection idle longer than this is closed and opened afresh before
             its next use (0: kept however long), so that a database that closes idle sessions
             (``idle_session_timeout``, for Aurora's auto-pause) never fails a statement.
@@ -98,6 +100,7 @@ class Settings:
     database_name: str = _setting("SIGNOFF_DATABASE_NAME", "")
     database_user: str = _setting("SIGNOFF_DATABASE_USER", "")
     database_auth: str = _setting("SIGNOFF_DATABASE_AUTH", "secret", choices=("secret", "iam"))
+    database_connect_timeout_s: int = _setting("SIGNOFF_DATABASE_CONNECT_TIMEOUT_S", 5, low=1, high=60)
     database_max_idle_s: int = _setting("SIGNOFF_DATABASE_MAX_IDLE_S", 0, low=0)
     upkeep_marker: str = _setting("SIGNOFF_UPKEEP_MARKER", "")
     upkeep_watch: str = _setting("SIGNOFF_UPKEEP_WATCH", "")

@@ -196,6 +196,7 @@ def _new_store(settings: Settings) -> PostgresRunStore:
         lambda: database_url(settings),
         refresh=lambda: database_url(settings, fresh=True),
         max_idle_s=settings.database_max_idle_s,
+        connect_timeout_s=settings.database_connect_timeout_s,
     )
 
 
@@ -325,13 +326,19 @@ def build_dependencies(
     return Dependencies(
         store=store,
         catalog=catalog if catalog is not None else AgentCatalog.from_module(settings.agents_module),
-        model_for=lambda agent: models(agent.model),
+        model_for=lambda agent: _observed(models(agent.model), agent.id),
         settings=settings,
         queue=queue if queue is not None else _new_queue(settings),
         notifier=notifier if notifier is not None else _new_notifier(settings),
         knowledge_search=knowledge_search or knowledge_search_on(store, settings),
         tell_decider=_tell_decider,
     )
+
+
+def _observed(model: Model, agent_id: str) -> Model:
+    from signoff.observability import ObservedModel
+
+    return ObservedModel(model, agent_id)  # type: ignore[return-value]
 
 
 def _tell_decider(reply_to: str, message: dict) -> bool:

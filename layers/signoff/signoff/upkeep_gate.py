@@ -140,7 +140,6 @@ class LambdaInvocations:
             import boto3
 
             self._client = boto3.client("cloudwatch")
-        period = max(60, int((end - start) // 60 + 1) * 60)
         queries = [
             {
                 "Id": f"f{index}",
@@ -150,7 +149,7 @@ class LambdaInvocations:
                         "MetricName": "Invocations",
                         "Dimensions": [{"Name": "FunctionName", "Value": name}],
                     },
-                    "Period": period,
+                    "Period": 60,
                     "Stat": "Sum",
                 },
             }
@@ -159,6 +158,7 @@ class LambdaInvocations:
         answer = self._client.get_metric_data(
             MetricDataQueries=queries,
             StartTime=datetime.fromtimestamp(start, UTC),
-            EndTime=datetime.fromtimestamp(end, UTC),
+            # a minute past the end: the minute under way is one whole period
+            EndTime=datetime.fromtimestamp(end + 60, UTC),
         )
         return any(value > 0 for result in answer["MetricDataResults"] for value in result["Values"])

@@ -192,9 +192,9 @@ def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
     }
 
 
-def _open(conninfo: str) -> psycopg.Connection:
+def _open(conninfo: str, timeout_s: int) -> psycopg.Connection:
     return psycopg.connect(
-        conninfo, autocommit=True, prepare_threshold=None, row_factory=dict_row, connect_timeout=5
+        conninfo, autocommit=True, prepare_threshold=None, row_factory=dict_row, connect_timeout=timeout_s
     )
 
 
@@ -230,6 +230,7 @@ class PostgresRunStore:
         max_idle_s: a connection unused for longer is closed and a new one opened before the next
             statement (0: no limit). Set it below the server's ``idle_session_timeout``, so that a
             statement never meets a connection the server already closed.
+        connect_timeout_s: how long a connect may wait (a paused Aurora takes ~15 s to resume).
         clock: wall-clock seconds (a frozen Lambda container's idle time counts).
     """
 
@@ -239,8 +240,10 @@ class PostgresRunStore:
         *,
         refresh: Callable[[], str] | None = None,
         max_idle_s: float = 0,
+        connect_timeout_s: int = 5,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._connect_timeout_s = connect_timeout_s
         self._conninfo = conninfo
         self._refresh = refresh
         self._max_idle_s = max_idle_s
@@ -256,13 +259,13 @@ class PostgresRunStore:
     def _connect(self) -> psycopg.Connection:
         conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
         try:
-            return _open(conninfo)
+            return _open(conninfo, self._connect_timeout_s)
         except psycopg.OperationalError as exc:
             if self._refresh is None or not _refused_credentials(exc):
                 raise StoreUnavailable() from exc
         # The credentials were refused: the cached secret may be stale (rotated). Read it once more.
         try:
-            return _open(self._refresh())
+            return _open(self._refresh(), self._connect_timeout_s)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable() from exc
 
