@@ -28,7 +28,10 @@ def translate(overrides: dict[str, str], template: Path = ROOT / "template.yaml"
     defaults = {name: str(spec.get("Default", "")) for name, spec in document.get("Parameters", {}).items()}
     values = {**defaults, **overrides}
     validator = SamTemplateValidator(
-        document, _NoManagedPolicies(), region="us-east-1", parameter_overrides=values,
+        document,
+        _NoManagedPolicies(),
+        region="us-east-1",
+        parameter_overrides=values,
         language_extensions_enabled=True,
     )
     return yaml_parse(validator.get_translated_template_if_valid())
