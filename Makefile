@@ -39,7 +39,7 @@ check-template: ## sam validate --lint, cfn-lint and a container-free sam build
 	bash scripts/check-template.sh
 
 build: ## sam build (no container; python3.12 from the project venv)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --language-extensions
 
 # ENV: samconfig.toml's environment (default = the dev stack signoff-dev, prod = signoff-prod).
 ENV ?= default

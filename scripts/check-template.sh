@@ -64,7 +64,7 @@ background transform-none "$SAM" validate --region us-east-1 --language-extensio
 
 # --no-cached: samconfig.toml's `cached` would keep dependencies in the checkout's .aws-sam/deps.
 build="$work/build"
-if ! "$SAM" build --no-cached --build-dir "$build" --cache-dir "$work/cache" --parallel \
+if ! "$SAM" build --language-extensions --no-cached --build-dir "$build" --cache-dir "$work/cache" --parallel \
   >"$work/build.log" 2>&1; then
   cat "$work/build.log" >&2
   echo "check-template: sam build failed" >&2
