@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from signoff.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from signoff.agent import AgentCatalog
+    from signoff.agent import Agent, AgentCatalog
     from signoff.models.base import Embedder, Model
     from signoff.models.openai_chat import OpenAIEmbeddings
     from signoff.notify import Notifier
@@ -323,10 +323,16 @@ def build_dependencies(
 
     store = store if store is not None else _new_store(settings)
     models = model_factory or default_model_factory(settings)
+    # The real models are measured (latency, tokens per agent); a model handed in is used as it is.
+    real = model_factory is None or model_factory is _model
+
+    def models_of(agent: Agent) -> Model:
+        return models(agent.model)
+
     return Dependencies(
         store=store,
         catalog=catalog if catalog is not None else AgentCatalog.from_module(settings.agents_module),
-        model_for=lambda agent: _observed(models(agent.model), agent.id),
+        model_for=(lambda agent: _observed(models(agent.model), agent.id)) if real else models_of,
         settings=settings,
         queue=queue if queue is not None else _new_queue(settings),
         notifier=notifier if notifier is not None else _new_notifier(settings),
