@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # covers a venv set up before it moved there.
 DEV_PY := PYTHONPATH=$(CURDIR)/devtools$${PYTHONPATH:+:$$PYTHONPATH} $(PY)
 
-.PHONY: help setup test lint format check-template build requirements dev dev-reset invoke token bench bench-knowledge soak clean
+.PHONY: help setup test lint format check-template build deploy smoke user destroy requirements dev dev-reset invoke token bench bench-knowledge soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,7 +39,33 @@ check-template: ## sam validate --lint, cfn-lint and a container-free sam build
 	bash scripts/check-template.sh
 
 build: ## sam build (no container; python3.12 from the project venv)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --language-extensions
+
+# ENV: samconfig.toml's environment (default = the dev stack signoff-dev, prod = signoff-prod).
+ENV ?= default
+STACK = $(if $(filter prod,$(ENV)),signoff-prod,signoff-dev)
+ENV_OVERRIDES = $(if $(filter prod,$(ENV)),Stage=prod Profile=production LogRetentionDays=90,Stage=dev Profile=cheap)
+OVERRIDES ?=
+deploy: build ## build and deploy the stack: make deploy [ENV=prod] [OVERRIDES="WebhookSecretArn=arn:..."]
+	$(SAM_VENV)/bin/sam deploy --config-env $(ENV) $(if $(OVERRIDES),--parameter-overrides $(ENV_OVERRIDES) $(OVERRIDES))
+
+URL ?=
+TOKEN ?=
+WEBHOOK_SECRET ?=
+smoke: ## the seed's flow (+ a signed-webhook approval) against an API: make smoke URL=https://... [TOKEN=...] [WEBHOOK_SECRET=...]
+	@test -n "$(URL)" || { echo "make smoke URL=<the stack's ApiUrl, or http://127.0.0.1:$(PORT)>"; exit 2; }
+	$(PY) scripts/smoke.py "$(URL)" $(if $(TOKEN),--token "$(TOKEN)") $(if $(WEBHOOK_SECRET),--webhook-secret "$(WEBHOOK_SECRET)")
+
+USERNAME ?=
+GROUP ?= approvers
+user: ## create a Cognito user in a group of the stack's pool, print an access token: make -s user USERNAME=alice [GROUP=approvers] [ENV=prod]
+	@$(PY) scripts/create_user.py --stack $(STACK) --username "$(USERNAME)" --group "$(GROUP)"
+
+destroy: build ## delete the stack: lift the database's deletion protection, delete, keep (and print) the final snapshot
+	$(SAM_VENV)/bin/sam deploy --config-env $(ENV) --no-confirm-changeset --no-fail-on-empty-changeset \
+	  --parameter-overrides $(ENV_OVERRIDES) DatabaseDeletionProtection=false
+	$(SAM_VENV)/bin/sam delete --config-env $(ENV) --no-prompts
+	$(PY) scripts/final_snapshot.py --stack $(STACK)
 
 dev: ## run the API locally on 127.0.0.1:$(PORT): embedded PostgreSQL + pgvector, stand-in model unless OPENAI_* is set
 	$(DEV_PY) -m signoff_dev.devserver --port $(PORT)

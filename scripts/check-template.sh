@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of template.yaml, run by `make test`: cfn-lint (through `sam validate --lint` and
-# directly), the real SAM transform in both AuthModes, and a container-free arm64 `sam build` whose
+# directly) on the cheap profile (the defaults), the production profile and the bring-your-own path,
+# the real SAM transform of each, and a container-free arm64 `sam build` whose
 # layers must hold the packages that the handlers import. Needs network only for PyPI (sam build's pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,20 @@ set_default() { # file parameter old new
     exit 1
   }
 }
+# cheap (the defaults: the stack's Aurora pausing to 0 ACU, direct connections, a NAT instance, Cognito)
 cp template.yaml "$work/auth-jwt.yaml"
+# production: RDS Proxy with IAM auth, a NAT gateway, VPC endpoints (Bedrock's too), an external issuer
+cp template.yaml "$work/production.yaml"
+set_default "$work/production.yaml" Profile cheap production
+set_default "$work/production.yaml" BedrockModels '""' '"anthropic.claude-3-5-haiku-20241022-v1:0"'
+set_default "$work/production.yaml" JwtIssuer '""' '"https://issuer.example.com"'
+set_default "$work/production.yaml" JwtAudience '""' '"client-1"'
+# bring your own: an existing database secret and VPC, no authorizer, access logs
 cp template.yaml "$work/auth-none.yaml"
 set_default "$work/auth-none.yaml" AuthMode jwt none
+set_default "$work/auth-none.yaml" DatabaseSecretArn '""' '"arn:aws:secretsmanager:us-east-1:123456789012:secret:signoff/db-AbCdEf"'
+set_default "$work/auth-none.yaml" OpenAISecretArn '""' '"arn:aws:secretsmanager:us-east-1:123456789012:secret:signoff/openai-AbCdEf"'
+set_default "$work/auth-none.yaml" DatabaseHost '""' '"db.example.internal"'
 set_default "$work/auth-none.yaml" VpcSubnetIds '""' '"subnet-0a,subnet-0b"'
 set_default "$work/auth-none.yaml" VpcSecurityGroupIds '""' '"sg-0a"'
 set_default "$work/auth-none.yaml" EnableAccessLogs '"false"' '"true"'
@@ -45,13 +57,14 @@ background() { # name command...
   pids[$name]=$!
 }
 background sam-lint "$SAM" validate --lint
-background cfn-lint .venv/bin/cfn-lint template.yaml "$work/auth-none.yaml"
+background cfn-lint .venv/bin/cfn-lint template.yaml "$work/production.yaml" "$work/auth-none.yaml"
 background transform-jwt "$SAM" validate --region us-east-1 --language-extensions -t "$work/auth-jwt.yaml"
+background transform-production "$SAM" validate --region us-east-1 --language-extensions -t "$work/production.yaml"
 background transform-none "$SAM" validate --region us-east-1 --language-extensions -t "$work/auth-none.yaml"
 
 # --no-cached: samconfig.toml's `cached` would keep dependencies in the checkout's .aws-sam/deps.
 build="$work/build"
-if ! "$SAM" build --no-cached --build-dir "$build" --cache-dir "$work/cache" --parallel \
+if ! "$SAM" build --language-extensions --no-cached --build-dir "$build" --cache-dir "$work/cache" --parallel \
   >"$work/build.log" 2>&1; then
   cat "$work/build.log" >&2
   echo "check-template: sam build failed" >&2
@@ -59,7 +72,7 @@ if ! "$SAM" build --no-cached --build-dir "$build" --cache-dir "$work/cache" --p
 fi
 
 failed=0
-for name in sam-lint cfn-lint transform-jwt transform-none; do
+for name in sam-lint cfn-lint transform-jwt transform-production transform-none; do
   if ! wait "${pids[$name]}"; then
     cat "$work/$name.log" >&2
     echo "check-template: $name failed" >&2
@@ -102,4 +115,4 @@ done
 }
 
 sizes=$(cd "$build" && du -sh -- */ | awk '{sub("/$", "", $2); printf "%s %s, ", $2, $1}')
-echo "check-template: OK in $((SECONDS - start))s (lint, SAM transform jwt+none, arm64 build: ${sizes%, })"
+echo "check-template: OK in $((SECONDS - start))s (cfn-lint cheap+production+bring-your-own, SAM transform of each, arm64 build: ${sizes%, })"

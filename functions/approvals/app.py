@@ -26,7 +26,9 @@ def _route(channel):
         deps = dependencies()
         received = channel.receive(_incoming(), deps.settings, channel_secret)
         outcome = service.decide_received(deps, received)
-        record_decision(outcome.call, channel.NAME, deferred=outcome.deferred)
+        record_decision(
+            outcome.call, channel.NAME, deferred=outcome.deferred, agent_id=outcome.state.agent_id
+        )
         reply = channel.reply(outcome, received)
         if reply.followup is not None:
             reply.followup()
@@ -105,7 +107,7 @@ def use_link(token: str) -> Response:
     meta = http.request_meta(app.current_event.raw_event)
     page, status, outcome = link.use(dependencies(), token, note if isinstance(note, str) else None, meta)
     if outcome is not None:
-        record_decision(outcome.call, link.NAME, deferred=outcome.deferred)
+        record_decision(outcome.call, link.NAME, deferred=outcome.deferred, agent_id=outcome.state.agent_id)
     return http.html_response(page, status)
 
 

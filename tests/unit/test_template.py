@@ -61,8 +61,6 @@ OPTIONAL_CONDITIONS = (
     "HasWebhookSecret",
     "HasSlackSigningSecret",
     "HasAlarmTopic",
-    "HasOpenAISecret",
-    "UseBedrock",
 )
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -96,7 +94,7 @@ def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: resource.get("Properties", {})
         for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
+        if isinstance(resource, dict) and resource["Type"] == "AWS::Serverless::Function"
     }
 
 
@@ -129,12 +127,26 @@ def _routes(template: dict[str, Any], conditions: dict[str, bool]) -> dict[tuple
 
 
 def _modes() -> list[dict[str, bool]]:
-    """Every AuthMode, each with all optional parameters set and all empty (jwt + all set first)."""
+    """Every AuthMode, each with all optional parameters set and all empty (jwt + all set first), on
+    the defaults' database (the stack's, cheap profile; test_deploy_template.py covers the others)."""
     return [
         {
             "UseJwtAuth": jwt,
-            "UseVpc": False,
+            "UseVpc": True,
             "UseAccessLogs": False,
+            "CreateDatabase": True,
+            "CheapProfile": True,
+            "CreateProxy": False,
+            "CreateNatInstance": True,
+            "UseExistingVpc": False,
+            # All set: an OpenAI secret and Bedrock models given; all empty: the stack's OpenAI secret.
+            "HasBedrockModels": optional,
+            "UseBedrock": optional,
+            "CreateBedrockEndpoint": False,
+            "CreateUserPool": jwt,
+            "CreateOpenAISecret": not optional,
+            "HasOpenAISecret": True,
+            "ProtectDatabase": True,
             **dict.fromkeys(OPTIONAL_CONDITIONS, optional),
         }
         for jwt, optional in itertools.product((True, False), (True, False))
@@ -237,10 +249,14 @@ def test_authentication_is_on_by_default_and_none_is_an_explicit_choice(template
         routes = _routes(template, mode)
         if mode["UseJwtAuth"]:
             # Then with jwt, the JWT authorizer guards every route but the public ones
+            # (the stack's Cognito user pool and app client when no JwtIssuer is given)
             authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
-            assert authorizer["JwtConfiguration"] == {
-                "issuer": {"Ref": "JwtIssuer"},
-                "audience": {"Ref": "JwtAudience"},
+            issuer = authorizer["JwtConfiguration"]["issuer"]
+            assert "${UserPool}" in issuer["Fn::Sub"]
+            assert authorizer["JwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
+            raw = template["Resources"]["SignoffApi"]["Properties"]["Auth"]["Fn::If"][1]
+            assert raw["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]["issuer"]["Fn::If"][2] == {
+                "Ref": "JwtIssuer"
             }
             for route, info in routes.items():
                 expected = {"Authorizer": "NONE"} if route in PUBLIC_ROUTES else None
@@ -280,11 +296,13 @@ def test_each_function_reads_only_the_secrets_it_needs(template):
             if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
         ]
 
-        # Then it reads the database secret, the OpenAI secret only if it calls the model, and the
+        # Then it may reach the database (the one managed policy that knows which secret or proxy),
+        # reads the OpenAI secret only if it calls the model (the stack's, by default), and the
         # approval secrets only if it uses them and they are configured (never an empty ARN)
-        expected = [{"Ref": "DatabaseSecretArn"}]
+        assert {"Ref": "DatabaseAccessPolicy"} in policies, name
+        expected = []
         if name in needs_openai and mode["HasOpenAISecret"]:
-            expected.append({"Ref": "OpenAISecretArn"})
+            expected.append({"Ref": "OpenAISecret" if mode["CreateOpenAISecret"] else "OpenAISecretArn"})
         if name in needs_webhook and mode["HasWebhookSecret"]:
             expected.append({"Ref": "WebhookSecretArn"})
         if name in needs_slack and mode["HasSlackSigningSecret"]:
@@ -296,7 +314,12 @@ def test_each_function_reads_only_the_secrets_it_needs(template):
             if isinstance(node, str):
                 assert "secretsmanager:*" not in node.lower(), name
                 assert "SecretsManagerReadWrite" not in node, name
-            if isinstance(node, dict) and "Resource" in node:
+            if (
+                isinstance(node, dict)
+                and "Resource" in node
+                and node.get("Action") != "cloudwatch:GetMetricData"
+            ):
+                # (GetMetricData has no resource-level permissions: the cheap profile's upkeep gate)
                 assert node["Resource"] not in ("*", ["*"]), name
 
 
@@ -405,7 +428,11 @@ def test_the_worker_consumes_the_resume_queue_with_partial_batch_failures(templa
     assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
     # And an alarm fires on the first dead letter, notifying the topic only when one is given
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    alarms = [
+        r["Properties"]
+        for r in resources.values()
+        if isinstance(r, dict) and r["Type"] == "AWS::CloudWatch::Alarm" and "Dimensions" in r["Properties"]
+    ]
     [alarm] = [
         a
         for a in alarms

@@ -36,7 +36,26 @@ class Settings:
         database_url: libpq URL of the PostgreSQL database (local dev and tests).
         database_secret_arn: Secrets Manager secret holding the URL (AWS); used when
             ``database_url`` is empty. The secret is a plain URL string or JSON with a ``url`` key
-            (or the RDS-style ``host``/``port``/``username``/``password``/``dbname`` keys).
+            (or the RDS-style ``host``/``port``/``username``/``password``/``dbname`` keys; RDS's
+            managed master secret holds only ``username`` and ``password``, the rest comes from
+            the ``database_host``/``database_port``/``database_name`` settings).
+        database_host: the database host when the secret does not name one (RDS's managed
+            secret), and the RDS Proxy endpoint under IAM authentication.
+        database_port: the database port when the secret does not name one.
+        database_name: the database name when the secret does not name one (``postgres`` when
+            neither does).
+        database_user: the database user under IAM authentication.
+        database_auth: ``secret`` (user and password from the secret) or ``iam`` (a short-lived
+            IAM token for ``database_user`` at ``database_host``, TLS required: RDS Proxy).
+        database_connect_timeout_s: how long a connect may wait; above Aurora's ~15 s resume from
+            0 ACU where the database auto-pauses.
+        database_max_idle_s: a connection idle longer than this is closed and opened afresh before
+            its next use (0: kept however long), so that a database that closes idle sessions
+            (``idle_session_timeout``, for Aurora's auto-pause) never fails a statement.
+        upkeep_marker: SSM parameter where the upkeep keeps when it next needs the database; empty:
+            every scheduled upkeep looks at the database.
+        upkeep_watch: the functions (comma-separated names) whose invocations mean new work for
+            the upkeep; used with ``upkeep_marker``.
         openai_api_key: OpenAI API key (local dev); in AWS use ``openai_secret_arn``.
         openai_secret_arn: Secrets Manager secret holding the OpenAI key.
         openai_base_url: any OpenAI-compatible endpoint, e.g. the local stand-in.
@@ -86,6 +105,15 @@ class Settings:
 
     database_url: str = _setting("SIGNOFF_DATABASE_URL", "")
     database_secret_arn: str = _setting("SIGNOFF_DATABASE_SECRET_ARN", "")
+    database_host: str = _setting("SIGNOFF_DATABASE_HOST", "")
+    database_port: int = _setting("SIGNOFF_DATABASE_PORT", 5432, low=1, high=65535)
+    database_name: str = _setting("SIGNOFF_DATABASE_NAME", "")
+    database_user: str = _setting("SIGNOFF_DATABASE_USER", "")
+    database_auth: str = _setting("SIGNOFF_DATABASE_AUTH", "secret", choices=("secret", "iam"))
+    database_connect_timeout_s: int = _setting("SIGNOFF_DATABASE_CONNECT_TIMEOUT_S", 5, low=1, high=60)
+    database_max_idle_s: int = _setting("SIGNOFF_DATABASE_MAX_IDLE_S", 0, low=0)
+    upkeep_marker: str = _setting("SIGNOFF_UPKEEP_MARKER", "")
+    upkeep_watch: str = _setting("SIGNOFF_UPKEEP_WATCH", "")
     openai_api_key: str = _setting("OPENAI_API_KEY", "")
     openai_secret_arn: str = _setting("SIGNOFF_OPENAI_SECRET_ARN", "")
     openai_base_url: str = _setting("OPENAI_BASE_URL", "")

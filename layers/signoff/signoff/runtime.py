@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from signoff.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from signoff.agent import AgentCatalog
+    from signoff.agent import Agent, AgentCatalog
     from signoff.models.base import Embedder, Model
     from signoff.notify import Notifier
     from signoff.queue import ResumeQueue
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from signoff.store.base import KnowledgeHit, RunStore
     from signoff.store.knowledge import PostgresKnowledgeStore
     from signoff.store.postgres import PostgresRunStore
+    from signoff.upkeep_gate import UpkeepGate
 
 ModelFactory = Callable[[str], "Model"]
 """Builds the chat model of an agent's model string (``"openai:gpt-4o-mini"``, ``"gpt-4o-mini"``).
@@ -43,40 +44,82 @@ KnowledgeSearch = Callable[[str, str, int, dict], "list[KnowledgeHit]"]
 """``search(kb, query, limit, filters)``: the search behind agents' ``search_knowledge_base`` tool."""
 
 
-def _secret(arn: str, settings: Settings) -> str:
+def _secret(arn: str, settings: Settings, *, fresh: bool = False) -> str:
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=settings.secrets_max_age_s)
+    value = parameters.get_secret(arn, max_age=settings.secrets_max_age_s, force_fetch=fresh)
     return value if isinstance(value, str) else value.decode()
 
 
-def database_url(settings: Settings | None = None) -> str:
-    """The database URL: ``SIGNOFF_DATABASE_URL``, else the Secrets Manager secret.
+def database_url(settings: Settings | None = None, *, fresh: bool = False) -> str:
+    """The database URL: ``SIGNOFF_DATABASE_URL``, else an IAM token URL, else the secret's.
 
-    The secret may be a plain URL, JSON with a ``url`` key, or the JSON that RDS writes
-    (``host``, ``port``, ``username``, ``password``, ``dbname``).
+    The secret may be a plain URL, JSON with a ``url`` key, or the JSON that RDS writes: either
+    the full ``host``/``port``/``username``/``password``/``dbname`` set, or RDS's managed master
+    secret (``username`` and ``password`` only), whose host, port and database name come from
+    ``SIGNOFF_DATABASE_HOST``/``_PORT``/``_NAME``. Under ``SIGNOFF_DATABASE_AUTH=iam`` the password
+    is a fresh IAM authentication token for ``SIGNOFF_DATABASE_USER`` (RDS Proxy), TLS required.
+
+    Args:
+        settings: the settings to read; this container's when None.
+        fresh: read the secret from Secrets Manager, not from the cache (after the database
+            refused the cached credentials, e.g. once the secret was rotated).
+
+    Returns:
+        A libpq connection string.
+
+    Raises:
+        RuntimeError: no database is configured, or the secret names no host and no
+            ``SIGNOFF_DATABASE_HOST`` is set.
     """
     settings = settings or get_settings()
     if settings.database_url:
         return settings.database_url
+    from psycopg.conninfo import make_conninfo
+
+    if settings.database_auth == "iam":
+        return make_conninfo(
+            host=settings.database_host,
+            port=settings.database_port,
+            user=settings.database_user,
+            password=_iam_token(settings.database_host, settings.database_port, settings.database_user),
+            dbname=settings.database_name or "postgres",
+            sslmode="require",
+        )
     if not settings.database_secret_arn:
         raise RuntimeError("set SIGNOFF_DATABASE_URL or SIGNOFF_DATABASE_SECRET_ARN")
-    raw = _secret(settings.database_secret_arn, settings).strip()
+    raw = _secret(settings.database_secret_arn, settings, fresh=fresh).strip()
     if not raw.startswith("{"):
         return raw
     data = json.loads(raw)
     if "url" in data:
         return str(data["url"])
-    from psycopg.conninfo import make_conninfo
-
+    host = data.get("host") or settings.database_host
+    if not host:
+        raise RuntimeError(
+            "the database secret names no host (RDS's managed secret holds only username and password):"
+            " set SIGNOFF_DATABASE_HOST (the stack's DatabaseHost parameter)"
+        )
     return make_conninfo(
-        host=data["host"],
-        port=data.get("port", 5432),
+        host=host,
+        port=data.get("port") or settings.database_port,
         user=data["username"],
         password=data["password"],
-        dbname=data.get("dbname", "postgres"),
+        dbname=data.get("dbname") or settings.database_name or "postgres",
         sslmode=data.get("sslmode", "require"),
     )
+
+
+def _iam_token(host: str, port: int, user: str) -> str:
+    """A 15-minute IAM authentication token (signed locally: no AWS call, no network)."""
+    return _rds_client().generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
+
+
+@cache
+def _rds_client():  # boto3's client types are generated: none to name here
+    import boto3
+
+    return boto3.client("rds")
 
 
 # Each secret setting → the setting naming its Secrets Manager secret (used when the value is unset).
@@ -148,7 +191,12 @@ def channel_secret(name: str, settings: Settings | None = None) -> str:
 def _new_store(settings: Settings) -> PostgresRunStore:
     from signoff.store.postgres import PostgresRunStore
 
-    return PostgresRunStore(lambda: database_url(settings))
+    return PostgresRunStore(
+        lambda: database_url(settings),
+        refresh=lambda: database_url(settings, fresh=True),
+        max_idle_s=settings.database_max_idle_s,
+        connect_timeout_s=settings.database_connect_timeout_s,
+    )
 
 
 def _new_embedder(settings: Settings) -> Embedder:
@@ -283,16 +331,28 @@ def build_dependencies(
 
     store = store if store is not None else _new_store(settings)
     models = model_factory or default_model_factory(settings)
+    # The real models are measured (latency, tokens per agent); a model handed in is used as it is.
+    real = model_factory is None or model_factory is _model
+
+    def models_of(agent: Agent) -> Model:
+        return models(agent.model)
+
     return Dependencies(
         store=store,
         catalog=catalog if catalog is not None else AgentCatalog.from_module(settings.agents_module),
-        model_for=lambda agent: models(agent.model),
+        model_for=(lambda agent: _observed(models(agent.model), agent.id)) if real else models_of,
         settings=settings,
         queue=queue if queue is not None else _new_queue(settings),
         notifier=notifier if notifier is not None else _new_notifier(settings),
         knowledge_search=knowledge_search or knowledge_search_on(store, settings),
         tell_decider=_tell_decider,
     )
+
+
+def _observed(model: Model, agent_id: str) -> Model:
+    from signoff.observability import ObservedModel
+
+    return ObservedModel(model, agent_id)  # type: ignore[return-value]
 
 
 def _tell_decider(reply_to: str, message: dict) -> bool:
@@ -369,6 +429,7 @@ def reset(*, keep_store: bool = True, keep_provided: bool = True) -> None:
         get_knowledge_store,
         get_embedder,
         _model,
+        get_upkeep_gate,
         dependencies,
     ):
         cached.cache_clear()
@@ -396,10 +457,29 @@ def _configured_notifier() -> Notifier | None:
 
 @lru_cache(maxsize=1)
 def get_store() -> PostgresRunStore:
-    """One store (one connection, opened lazily) per warm container."""
-    from signoff.store.postgres import PostgresRunStore
+    """One store (one connection, opened lazily) per warm container.
 
-    return PostgresRunStore(database_url)
+    Refused credentials are read again from Secrets Manager once (a rotated secret) before the
+    request fails; a connection idle longer than ``SIGNOFF_DATABASE_MAX_IDLE_S`` is replaced.
+    """
+    return _new_store(get_settings())
+
+
+@lru_cache(maxsize=1)
+def get_upkeep_gate() -> UpkeepGate | None:
+    """The upkeep's question "is there work?" asked without the database, when configured.
+
+    ``SIGNOFF_UPKEEP_MARKER`` names the SSM parameter where each upkeep pass leaves when the
+    database is next needed; ``SIGNOFF_UPKEEP_WATCH`` the functions whose invocations mean new work.
+    None (every upkeep looks at the database) when no marker is set.
+    """
+    from signoff.upkeep_gate import LambdaInvocations, SsmMarker, UpkeepGate
+
+    settings = get_settings()
+    if not settings.upkeep_marker:
+        return None
+    watched = [name.strip() for name in settings.upkeep_watch.split(",") if name.strip()]
+    return UpkeepGate(SsmMarker(settings.upkeep_marker), LambdaInvocations(watched))
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from functools import lru_cache
@@ -248,6 +249,26 @@ def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
     }
 
 
+def _open(conninfo: str, timeout_s: int) -> psycopg.Connection:
+    return psycopg.connect(
+        conninfo, autocommit=True, prepare_threshold=None, row_factory=dict_row, connect_timeout=timeout_s
+    )
+
+
+# invalid_authorization_specification, invalid_password; libpq reports some only in the message.
+_AUTH_SQLSTATES = ("28000", "28P01")
+_AUTH_MESSAGES = ("password authentication failed", "pam authentication failed")
+
+
+def _refused_credentials(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed connect was the server refusing the user or password (not the network)."""
+    if getattr(exc, "sqlstate", None) in _AUTH_SQLSTATES:
+        return True
+    message = str(exc).lower()
+    unknown_role = 'role "' in message and "does not exist" in message
+    return "fatal" in message and (unknown_role or any(text in message for text in _AUTH_MESSAGES))
+
+
 def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [message for run_messages in history for message in (run_messages or [])]
 
@@ -299,10 +320,30 @@ class PostgresRunStore:
 
     Args:
         conninfo: a libpq URL, or a function returning one (read lazily, e.g. from a secret).
+        refresh: returns the connection string read afresh (the secret, not its cache); called once
+            when the database refuses the credentials, e.g. after a rotation, before giving up.
+        max_idle_s: a connection unused for longer is closed and a new one opened before the next
+            statement (0: no limit). Set it below the server's ``idle_session_timeout``, so that a
+            statement never meets a connection the server already closed.
+        connect_timeout_s: how long a connect may wait (a paused Aurora takes ~15 s to resume).
+        clock: wall-clock seconds (a frozen Lambda container's idle time counts).
     """
 
-    def __init__(self, conninfo: str | Callable[[], str]) -> None:
+    def __init__(
+        self,
+        conninfo: str | Callable[[], str],
+        *,
+        refresh: Callable[[], str] | None = None,
+        max_idle_s: float = 0,
+        connect_timeout_s: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connect_timeout_s = connect_timeout_s
         self._conninfo = conninfo
+        self._refresh = refresh
+        self._max_idle_s = max_idle_s
+        self._clock = clock
+        self._last_used = 0.0
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self.round_trips = 0
@@ -313,11 +354,20 @@ class PostgresRunStore:
     def _connect(self) -> psycopg.Connection:
         conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
         try:
-            return psycopg.connect(
-                conninfo, autocommit=True, prepare_threshold=None, row_factory=dict_row, connect_timeout=5
-            )
+            return _open(conninfo, self._connect_timeout_s)
+        except psycopg.OperationalError as exc:
+            if self._refresh is None or not _refused_credentials(exc):
+                raise StoreUnavailable() from exc
+        # The credentials were refused: the cached secret may be stale (rotated). Read it once more.
+        try:
+            return _open(self._refresh(), self._connect_timeout_s)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable() from exc
+
+    @property
+    def connected(self) -> bool:
+        """Whether this store holds an open connection now."""
+        return self._conn is not None and not self._conn.closed
 
     def close(self) -> None:
         with self._lock:
@@ -333,11 +383,17 @@ class PostgresRunStore:
         harmless to repeat (reads, and writes conditional on a version they bump).
         """
         with self._lock:
+            idle_s = self._clock() - self._last_used
+            if self._conn is not None and self._max_idle_s and idle_s > self._max_idle_s:
+                # The server may have closed it (idle_session_timeout): a fresh one, not a failed write.
+                self._conn.close()
+                self._conn = None
             for attempt in (1, 2):
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 try:
                     self.round_trips += 1
+                    self._last_used = self._clock()
                     return work(self._conn)
                 except psycopg.OperationalError as exc:
                     broken = self._conn.closed or self._conn.broken
@@ -617,6 +673,31 @@ class PostgresRunStore:
             lambda conn: conn.execute(query, {"age": older_than_s, "limit": limit}).fetchall()
         )
         return [(row["run_id"], row["agent_id"]) for row in rows]
+
+    def next_upkeep_due(self, *, stranded_after_s: int) -> float | None:
+        """When the upkeep next has work here (epoch seconds), or None when nothing will ever be due.
+
+        The earliest of: a pending decision's expiry, a RUNNING run's lease end (its invocation may
+        die), a run waiting for the queue becoming stranded, and now when a free run still holds
+        decisions kept while it was busy.
+        """
+        query = """
+            SELECT extract(epoch FROM least(
+                (SELECT min(t.expires_at) FROM tool_calls t JOIN runs r USING (run_id)
+                 WHERE t.state = 'awaiting_decision' AND r.status = 'PAUSED'),
+                (SELECT min(lease_until) FROM runs WHERE status = 'RUNNING'),
+                (SELECT min(r.updated_at) + make_interval(secs => %(age)s) FROM runs r
+                 WHERE r.status = 'PENDING'
+                    OR (r.status = 'PAUSED' AND NOT EXISTS (
+                        SELECT 1 FROM tool_calls t
+                        WHERE t.run_id = r.run_id AND t.state = 'awaiting_decision'))),
+                (SELECT now() FROM runs WHERE deferred <> '[]'::jsonb
+                   AND NOT (status = 'PENDING' OR (status = 'RUNNING' AND lease_until > now()))
+                 LIMIT 1)
+            ))::float AS due
+        """
+        row = self._execute(lambda conn: conn.execute(query, {"age": stranded_after_s}).fetchone())
+        return None if row is None or row["due"] is None else float(row["due"])
 
     def append_events(self, run_id: str, events: list[RunEvent]) -> None:
         """Add to the audit log without touching the run (e.g. a refused decision)."""
