@@ -236,3 +236,26 @@ def test_a_request_bedrock_refuses_fails_at_once_with_bedrocks_reason(api, bedro
     assert failed["status"] == "ERROR"
     assert "InvalidSignatureException" in failed["content"]
     assert len(bedrock.requests) == 0  # refused before the stand-in read it as a Converse request
+
+
+def test_a_rejection_with_a_note_is_an_error_result_for_bedrock_and_the_run_records_the_stop(api, bedrock):
+    # Given a paused call rejected with a human's note (a text that does not look like an error)
+    paused = _start(
+        api, "data_manager_bedrock", "Delete 5 old records from the users table", session="s-note-b"
+    )
+    call_id = paused["tools"][0]["tool_call_id"]
+    done = _continue(
+        api,
+        "data_manager_bedrock",
+        paused["run_id"],
+        [{"tool_call_id": call_id, "confirmed": False, "confirmation_note": "not today"}],
+        session="s-note-b",
+    )
+
+    # Then Claude is told the note as the tool's result, marked as an error (the call did not run)
+    _model_id, body = bedrock.requests[-1]
+    [result] = [block["toolResult"] for block in body["messages"][-1]["content"]]
+    assert (result["content"][0]["text"], result["status"]) == ("not today", "error")
+    # ... and the run records why the model stopped and how long the provider took
+    assert done["metrics"]["stop_reason"] == "end_turn"
+    assert done["metrics"]["model_latency_ms"] >= 0

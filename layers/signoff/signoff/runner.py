@@ -108,6 +108,9 @@ def _call_model(state: RunState, ctx: RunContext) -> ModelResponse:
     started = time.perf_counter()
     response = ctx.model.request(messages, ctx.agent.tool_schemas, ctx.deadline)
     state.metrics.add_usage(response.input_tokens, response.output_tokens)
+    state.metrics.stop_reason = response.stop_reason
+    if response.latency_ms is not None:
+        state.metrics.model_latency_ms = round(state.metrics.model_latency_ms + response.latency_ms, 3)
     ctx.emit(
         "ModelRequestCompleted",
         model=ctx.model.id,
@@ -245,7 +248,12 @@ def _execute(state: RunState, call: ToolCall, tool: Tool, ctx: RunContext) -> No
 def _answer_turn(state: RunState, calls: list[ToolCall]) -> None:
     for call in calls:
         content = call.model_message if call.model_message is not None else (call.result or "")
-        state.messages.append({"role": "tool", "tool_call_id": call.tool_call_id, "content": content})
+        message = {"role": "tool", "tool_call_id": call.tool_call_id, "content": content}
+        if call.tool_call_error:
+            # Provider-neutral: a provider that can say a result is an error (Bedrock's
+            # toolResult.status) says so; the others leave the key out of what they send.
+            message["is_error"] = True
+        state.messages.append(message)
 
 
 def _pause(state: RunState, pending: list[ToolCall], ctx: RunContext) -> Step:

@@ -445,6 +445,9 @@ class RunMetrics:
     total_tokens: int = 0
     duration: float = 0.0
     model_requests: int = 0
+    # The provider's time for the run's model requests, and why the last one stopped.
+    model_latency_ms: float = 0.0
+    stop_reason: str | None = None
 
     @classmethod
     def from_document(cls, data: Any) -> RunMetrics:

@@ -81,6 +81,8 @@ def run_object(state: RunState) -> dict[str, Any]:
             "output_tokens": state.metrics.output_tokens,
             "total_tokens": state.metrics.total_tokens,
             "duration": state.metrics.duration,
+            "model_latency_ms": state.metrics.model_latency_ms,
+            "stop_reason": state.metrics.stop_reason,
         },
         "messages": state.messages,
         "tools": [tool_object(t) for t in state.tools],

@@ -256,7 +256,8 @@ def converse_request(
                 blocks.append(_tool_use(call.get("id") or "", function, with_tools))
             add("assistant", blocks or [{"text": EMPTY_TEXT}])
         elif role == "tool":
-            add("user", [_tool_result(message.get("tool_call_id") or "", text, with_tools, status)])
+            failed = message["is_error"] is True if "is_error" in message else _failed(text)
+            add("user", [_tool_result(message.get("tool_call_id") or "", text, with_tools, status, failed)])
     if turns and turns[0]["role"] != "user":  # Converse starts with the user
         turns.insert(0, {"role": "user", "content": [{"text": EMPTY_TEXT}]})
     body: dict[str, Any] = {"modelId": model_id, "messages": turns}
@@ -293,7 +294,7 @@ def _tool_use(call_id: str, function: dict[str, Any], with_tools: bool) -> dict[
     }
 
 
-def _tool_result(call_id: str, text: str, with_tools: bool, status: bool) -> dict[str, Any]:
+def _tool_result(call_id: str, text: str, with_tools: bool, status: bool, failed: bool) -> dict[str, Any]:
     if not with_tools:
         return {"text": f"(tool result) {text}" if text.strip() else "(tool result)"}
     result: dict[str, Any] = {
@@ -301,12 +302,13 @@ def _tool_result(call_id: str, text: str, with_tools: bool, status: bool) -> dic
         "content": [{"text": text if text.strip() else EMPTY_TEXT}],
     }
     if status:
-        result["status"] = "error" if _failed(text) else "success"
+        result["status"] = "error" if failed else "success"
     return {"toolResult": result}
 
 
 def _failed(text: str) -> bool:
-    """Whether a tool message says the tool failed or did not run (as the run loop words it)."""
+    """Whether a tool message stored before the run marked errors (``is_error``) says the tool
+    failed or did not run (as the run loop words it)."""
     return text.startswith("Error") or text in _FAILED_RESULTS
 
 

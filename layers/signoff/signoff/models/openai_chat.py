@@ -119,12 +119,19 @@ class OpenAIChat(_OpenAIEndpoint):
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], deadline: Deadline
     ) -> ModelResponse:
         def send(client: Any, timeout: float) -> ModelResponse:
-            body: dict[str, Any] = {"model": self.id, "messages": messages}
+            body: dict[str, Any] = {"model": self.id, "messages": [_chat_message(m) for m in messages]}
             if tools:
                 body["tools"] = tools
             return _parse(chat_completion(client, body, timeout))
 
         return self._with_retries(send, deadline, what="model", target="the model")
+
+
+def _chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as Chat Completions takes it (without the run's own ``is_error`` mark)."""
+    if "is_error" not in message:
+        return message
+    return {key: value for key, value in message.items() if key != "is_error"}
 
 
 def build_chat(model_id: str, settings: Settings, secret: Callable[[str], str]) -> OpenAIChat:
