@@ -109,8 +109,8 @@ class Flow:
     # expiry flows
     expires_at: float | None = None
     approve: bool = True
-    # (channel, sent - expires_at, status)
-    expiry_answers: list[tuple[str, float, int]] = field(default_factory=list)
+    # (channel, sent - expires_at, status, detail)
+    expiry_answers: list[tuple[str, float, int, str]] = field(default_factory=list)  # + the detail
 
     @property
     def amount_b(self) -> int:
@@ -126,6 +126,7 @@ class Stats:
         self.conflict_details: Counter[str] = Counter()
         self.channels: dict[str, Counter[int]] = defaultdict(Counter)
         self.expiry: dict[str, Counter[str]] = defaultdict(Counter)
+        self.late_refusals: Counter[str] = Counter()  # decisions sent after expiry, refused other than 410
 
     def add(self, name: str, value: int = 1) -> None:
         with self.lock:
@@ -411,7 +412,10 @@ class Soak:
                 if roll < self.args.pair_rate + self.args.expiry_rate
                 else "classic"
             )
-            crash = kind == "classic" and self.args.crashes and self.rng.random() < self.args.crash_rate
+            # Pair flows crash four times as often: the invocation running call A dies after writing,
+            # while an outside decision on call B may be kept on the run.
+            crash_rate = self.args.crash_rate * (4 if kind == "pair" else 1 if kind == "classic" else 0)
+            crash = self.args.crashes and self.rng.random() < crash_rate
             confirm = crash or self.rng.random() < 0.6
             duplicates = self.rng.randint(1, 4)
             channel = self.rng.choice(OUTSIDE_CHANNELS)
@@ -659,7 +663,9 @@ class Soak:
         return winners[0] if winners else self._refresh(flow)
 
     # -- outside decisions: signed webhook, Slack button, approval link, resume-queue message
-    def _webhook(self, flow: Flow, call_id: str, approve: bool, event_id: str) -> int:
+    def _webhook(
+        self, flow: Flow, call_id: str, approve: bool, event_id: str, *, want_answer: bool = False
+    ) -> Any:
         from signoff.approvals import sign
 
         body = json.dumps(
@@ -678,7 +684,7 @@ class Soak:
         if status == 202 and not (isinstance(answer, dict) and answer.get("deferred") is True):
             flow.notes.append(f"webhook 202 without deferred: {answer}")
             self.stats.add("webhook_202_without_deferred")
-        return status
+        return (status, answer) if want_answer else status
 
     def _slack(self, flow: Flow, call_id: str, approve: bool, action_ts: str) -> int:
         payload = {
@@ -749,7 +755,8 @@ class Soak:
 
     # -- pair flows: the owner confirms call A while an outside decision decides call B
     def run_pair_flow(self, flow: Flow) -> None:
-        a = json.dumps({"amount": flow.amount, "memo": f"pair-{flow.index}-a"})
+        memo_a = f"pair-{flow.index}-a" + ("-crash" if flow.crash else "")  # dies after writing
+        a = json.dumps({"amount": flow.amount, "memo": memo_a})
         b = json.dumps({"amount": flow.amount_b, "memo": f"pair-{flow.index}-b"})
         run = self._start(flow, f"call ledger_entry_slow {a} and call ledger_entry_slow {b}")
         if flow.run_id is None:
@@ -802,7 +809,9 @@ class Soak:
             status, body = self._continue(flow, True, flow.call_a)
             if status in (200, 502):
                 flow.a_applied = True
-                flow.crashed = flow.crashed or status == 502
+                if status == 502:  # the invocation died after writing A's row (a crashing pair flow)
+                    flow.crashed = True
+                    self.stats.add("crashes_observed")
                 return
             if status in UNCLEAR:
                 flow.notes.append(f"owner continue answered {status}")
@@ -956,13 +965,22 @@ class Soak:
             time.sleep(max(0.0, flow.expires_at + offset - time.time()))
             sent = time.time()
             if channel == "api":
-                status, _ = self._continue(flow, flow.approve, call_id)
+                status, body = self._continue(flow, flow.approve, call_id)
             else:
                 key = f"soak-{self.args.seed}-{flow.index}-ttl-{uuid.uuid4().hex[:8]}"
-                status = self._webhook(flow, call_id, flow.approve, key)
+                status, body = self._webhook(flow, call_id, flow.approve, key, want_answer=True)
             self.stats.channel(f"expiry-{channel}", status)
+            detail = body.get("detail") if isinstance(body, dict) else None
+            text = str(detail)[:80] if isinstance(detail, str) else ""
+            if sent >= (flow.expires_at or 0) and status not in (200, 202, 410):
+                # Sent after the expiry and refused, but not as expired: say why.
+                shown = (
+                    "tool_call_id … is not a paused tool call" if text.startswith("tool_call_id") else text
+                )
+                with self.stats.lock:
+                    self.stats.late_refusals[f"{channel} {status} {shown[:60]}"] += 1
             with self.stats.lock:
-                flow.expiry_answers.append((channel, sent - flow.expires_at, status))
+                flow.expiry_answers.append((channel, sent - flow.expires_at, status, text))
 
         threads = [threading.Thread(target=send, args=step, daemon=True) for step in plan]
         for thread in threads:
@@ -1187,7 +1205,8 @@ def check_pair(flow: Flow, audit: Audit, problems: Counter[str], notes: list[str
     ran_a = audit.executed.get(flow.amount, 0)
     unknown_a = (run, flow.call_a) in audit.unknown_calls
     if flow.a_applied:
-        allowed_a = (0, 1) if unknown_a else (1, 1)
+        # A crashing tool writes before its invocation dies: its outcome is unknown to the run, not to us.
+        allowed_a = (0, 1) if unknown_a and not flow.crash else (1, 1)
     elif flow.a_unclear:
         allowed_a = (0, 1)
     else:
@@ -1223,14 +1242,24 @@ def check_expiry(flow: Flow, audit: Audit, problems: Counter[str], notes: list[s
         return
     ran = audit.executed.get(flow.amount, 0)
     answers = flow.expiry_answers
-    for channel, offset, status in answers:
+    others_took_it = any(status in ACCEPTED or status in UNCLEAR for _, _, status, _ in answers)
+    for channel, offset, status, text in answers:
+        if (
+            offset >= 0
+            and status in (400, 409)
+            and ("not a paused tool call" in text or "already decided" in text)
+            and not others_took_it
+        ):
+            # Nobody decided the call: it expired (and the sweep ran). The answer must say so, 410.
+            problems["decisions on an expired call answered 'not paused/already decided' instead of 410"] += 1
+            notes.append(f"flow {flow.index} (run {flow.run_id}): {channel} {offset:+.3f}s {status} {text}")
         bucket = "before" if offset < -0.25 else "at" if offset <= 0.25 else "after"
         with stats.lock:
             stats.expiry[f"{bucket} expiry ({channel})"][str(status)] += 1
         if offset >= 0 and status in ACCEPTED:
             problems["decisions sent at/after expiry and accepted"] += 1
             notes.append(f"flow {flow.index} (run {flow.run_id}): {channel} {offset:+.3f}s answered {status}")
-    approvals = [status for _, _, status in answers] if flow.approve else []
+    approvals = [status for _, _, status, _ in answers] if flow.approve else []
     applied = any(status == 200 for status in approvals)
     maybe = any(status == 202 or status in UNCLEAR for status in approvals)
     unknown = (str(flow.run_id), str(flow.call_a)) in audit.unknown_calls
@@ -1357,6 +1386,8 @@ def report(
     ]
     for bucket, counter in sorted(soak.stats.expiry.items()):
         rows.append((f"  {bucket}", ", ".join(f"{k}:{v}" for k, v in sorted(counter.items()))))
+    rows.append(("sent after expiry, refused other than 410", sum(soak.stats.late_refusals.values())))
+    rows += [(f"  {reason}", count) for reason, count in soak.stats.late_refusals.most_common()]
     rows += [
         (
             "decisions confirmed / rejected (classic)",
@@ -1573,11 +1604,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pair-rate and --expiry-rate must be shares that add up to at most 1")
 
     t0 = time.monotonic()
-    # The phases: launching flows, finishing them, settling (upkeep, worker, ERROR resumes), reading.
-    reserve = min(240.0 + 0.01 * args.flows, args.seconds * 0.5)
-    work_until = t0 + args.seconds - reserve
-    launch_until = t0 + (args.seconds - reserve) * 0.85
-    settle_until = t0 + args.seconds - reserve * 0.4
+    # The phases: launching flows, finishing them, settling (upkeep, worker, ERROR resumes), then reading
+    # every flow's run back; the watchdog ends the process at --seconds whatever happens.
+    settle_s, read_s = 180.0, 60.0 + 0.02 * args.flows
+    scale = min(1.0, args.seconds * 0.5 / (settle_s + read_s))
+    settle_s, read_s = settle_s * scale, read_s * scale
+    work_until = t0 + args.seconds - settle_s - read_s
+    launch_until = t0 + (args.seconds - settle_s - read_s) * 0.9
+    settle_until = t0 + args.seconds - read_s
     cleanup: dict[str, Any] = {}
     _watchdog(args.seconds, cleanup)
     _configure_environment()

@@ -234,7 +234,8 @@ AGENTS.append(mixed)
 
 @tool(requires_confirmation=True)
 def ledger_entry_slow(amount: int, memo: str = "") -> str:
-    """Write a ledger entry, then take a little while (20-200 ms) before answering.
+    """Write a ledger entry, then take a little while (20-200 ms) before answering; with a memo ending
+    in "-crash" the invocation dies after that.
 
     Args:
         amount: Amount in cents
@@ -245,6 +246,8 @@ def ledger_entry_slow(amount: int, memo: str = "") -> str:
 
     result = ledger_entry.function(amount, memo)
     time.sleep(random.uniform(0.02, 0.2))  # the window in which outside decisions find the run busy
+    if memo.endswith("-crash"):
+        raise SimulatedCrash("died after writing the ledger entry, while the run was busy")
     return result
 
 
