@@ -89,7 +89,7 @@ bench: ## print cold-start, warm-overhead, round-trip, memory and size figures (
 bench-knowledge: ## knowledge search: ingestion throughput and search latency p50/p95 at 10k and 100k chunks (~5 min)
 	$(PY) scripts/bench_knowledge.py
 
-soak: ## thousands of flows with duplicate/concurrent continues, faults and crashes on 4 local containers; prints figures
+soak: ## thousands of sign-off flows (SOAK_FLOWS=20000 for more): duplicate/concurrent continues, outside decisions racing executing runs, approval expiry, faults, crashes, postgres stalls; prints figures
 	$(DEV_PY) scripts/soak.py
 
 clean: ## remove build output and caches

@@ -330,3 +330,45 @@ AGENTS += [
     dataclasses.replace(data_manager, id="data_manager_llama", model=BEDROCK_LLAMA),
     dataclasses.replace(ops, id="ops_bedrock", model=BEDROCK_NOVA),
 ]
+
+
+# -- `make soak`'s agent: ledger tools that race outside decisions and approval expiry (scripts/soak.py)
+
+
+@tool(requires_confirmation=True)
+def ledger_entry_slow(amount: int, memo: str = "") -> str:
+    """Write a ledger entry, then take a little while (20-200 ms) before answering; with a memo ending
+    in "-crash" the invocation dies after that.
+
+    Args:
+        amount: Amount in cents
+        memo: Free text
+    """
+    import random
+    import time
+
+    result = ledger_entry.function(amount, memo)
+    time.sleep(random.uniform(0.02, 0.2))  # the window in which outside decisions find the run busy
+    if memo.endswith("-crash"):
+        raise SimulatedCrash("died after writing the ledger entry, while the run was busy")
+    return result
+
+
+@tool(requires_confirmation=True, approval_ttl_seconds=2)
+def ledger_entry_ttl(amount: int, memo: str = "") -> str:
+    """Write a ledger entry; its approval lapses after two seconds.
+
+    Args:
+        amount: Amount in cents
+        memo: Free text
+    """
+    return ledger_entry.function(amount, memo)
+
+
+soak = Agent(
+    id="soak",
+    name="Soak",
+    instructions=["You keep the books, in a hurry"],
+    tools=[ledger_entry_slow, ledger_entry_ttl, ledger_entry],
+)
+AGENTS.append(soak)
