@@ -75,7 +75,11 @@ def test_config_describes_the_deployment_and_its_agents(api):
     data_manager = config["agents"][0]
     assert data_manager["name"] == "Data Manager"
     assert data_manager["model"] == {"id": "gpt-4o-mini", "model": "gpt-4o-mini", "provider": "OpenAI"}
-    assert config["available_models"] == [{"id": "gpt-4o-mini", "provider": "OpenAI"}]
+    # each model the agents use, once, with the provider that serves it
+    models = config["available_models"]
+    assert models[0] == {"id": "gpt-4o-mini", "provider": "OpenAI"}
+    assert len(models) == len({(m["id"], m["provider"]) for m in models})
+    assert {"id": "us.anthropic.claude-3-5-haiku-20241022-v1:0", "provider": "AwsBedrock"} in models
     assert (config["teams"], config["workflows"], config["interfaces"]) == ([], [], [])
 
 
