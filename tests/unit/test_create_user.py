@@ -22,7 +22,17 @@ def test_the_token_names_the_app_client_and_carries_the_approver_group():
     with mock_aws():
         # Given the stack's pool, app client and approver group
         cognito = boto3.client("cognito-idp")
-        pool = cognito.create_user_pool(PoolName="signoff-dev-users")["UserPool"]["Id"]
+        # The stack's pool policy (template.yaml): 12+ characters, upper, lower, digits, no symbols.
+        policy = {
+            "MinimumLength": 12,
+            "RequireLowercase": True,
+            "RequireUppercase": True,
+            "RequireNumbers": True,
+            "RequireSymbols": False,
+        }
+        pool = cognito.create_user_pool(PoolName="signoff-dev-users", Policies={"PasswordPolicy": policy})[
+            "UserPool"
+        ]["Id"]
         client = cognito.create_user_pool_client(
             UserPoolId=pool, ClientName="signoff-dev-api", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
         )["UserPoolClient"]["ClientId"]
