@@ -652,15 +652,9 @@ class Bench:
         from signoff.runtime import dependencies
 
         run = self.paused_run()
-        service.decide(
-            dependencies(),
-            run_id=run["run_id"],
-            tool_call_id=run["tool_call_ids"][0],
-            approve=True,
-            note=None,
-            approver="ops-bot",
-            channel="webhook",
-        )
+        decider = service.Decider(service.Principal("ops-bot"), "ops-bot", "webhook", vouched=True)
+        decision = service.Decision(run["tool_call_ids"][0], True)
+        service.decide(dependencies(), decision, decider, run_id=run["run_id"])
         return run
 
     def event_for(self, function: str) -> dict:

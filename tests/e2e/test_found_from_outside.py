@@ -337,3 +337,36 @@ def test_an_approver_of_one_tool_cannot_decide_the_owners_other_calls(api, dump)
     mine = _continue(api, run, [{"tool_call_id": archive, "confirmed": True}], claims={"sub": "alice"})
     assert mine.status == 200 and mine.json()["status"] == "PAUSED"
     assert EXECUTIONS == [("archive_report", {"name": "q3"})]
+
+
+@pytest.mark.parametrize("channel", ["api", "webhook", "link"])
+def test_after_the_sweep_expired_a_call_every_path_still_answers_410(api, aws, db, channel):
+    # Given a paused call past its expiry, and the sweep that marked it expired
+    run = api.start('call transfer {"amount": 43}', agent_id="ops", session_id="s-swept").json()
+    [paused_event] = aws.events()
+    approve_url = paused_event["detail"]["tool_calls"][0]["approve_url"]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE tool_calls SET expires_at = now() - interval '1 second'")
+        conn.execute(
+            "UPDATE runs SET state = jsonb_set(state, '{tools,0,expires_at}',"
+            " to_jsonb(extract(epoch FROM now())::bigint - 1))"
+        )
+    assert aws.run_upkeep()["expired"] == [run["run_id"]]
+
+    # When a decision arrives anyway, then it is told the call expired (not that it is undecidable)
+    if channel == "api":
+        answer = _confirm(api, run, 0)
+        status = answer.status
+    elif channel == "webhook":
+        body = {
+            "event_id": "evt-swept",
+            "run_id": run["run_id"],
+            "tool_call_id": run["tools"][0]["tool_call_id"],
+            "decision": "approve",
+            "approver": "ops-bot",
+        }
+        status = _webhook(api, body).status
+    else:
+        status = api.call("POST", "/approve/{token}", {"token": _token(approve_url)}, fields={}).status
+    assert status == 410
+    assert EXECUTIONS == []

@@ -305,3 +305,11 @@ def test_a_document_of_schema_v1_without_the_new_field_still_loads():
     document = call.document()
     del document["proposed_digest"]
     assert ToolCall.from_document(document).proposed_digest is None
+
+
+def test_a_call_the_sweep_already_expired_is_still_refused_as_expired():
+    call = _call("archive", {"name": "x"}, Requirement.CONFIRMATION, expires_at=NOW - 10)
+    call.expire(NOW - 5)
+    for decider in (API_ALICE, WEBHOOK):
+        with pytest.raises(Expired):
+            check(_state(call), AGENT, [Decision(call.tool_call_id, True)], decider, now=NOW)

@@ -314,6 +314,9 @@ def _refusal(
 
 def _plan(state: RunState, agent: Agent, decision: Decision, decider: Decider, now: int) -> Plan:
     call = state.tool(decision.tool_call_id)
+    if call is not None and call.state == CallState.EXPIRED:
+        # Expired is expired on every path, whether the sweep has marked it yet or not.
+        raise Expired(f"the approval for tool call {call.tool_call_id} has expired")
     if call is None or not call.pending:
         if decider.channel == "api":
             raise InvalidInput(f"tool_call_id {decision.tool_call_id} is not a paused tool call of this run")

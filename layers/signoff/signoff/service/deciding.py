@@ -25,7 +25,7 @@ from signoff.errors import (
     RunNotFound,
 )
 from signoff.service.common import Dependencies, enqueue
-from signoff.state import RunState, ToolCall, now_epoch
+from signoff.state import CallState, RunState, ToolCall, now_epoch
 from signoff.store.base import LoadedRun, RunEvent
 
 _ATTEMPTS = 4  # a decision races at most a few saves of the run it decides
@@ -150,10 +150,10 @@ def approval_by_token(deps: Dependencies, token: str, *, delivery_id: str | None
     if call is None:
         raise NotFound("This approval link is not valid")
     reason = None
-    if row["used_at"] is not None or not call.pending:
+    if call.state == CallState.EXPIRED or (call.pending and row["expires_at"] <= time.time()):
+        reason = "expired"  # whether the sweep has marked it yet or not
+    elif row["used_at"] is not None or not call.pending:
         reason = "already_used"
-    elif row["expires_at"] <= time.time():
-        reason = "expired"
     return ApprovalView(
         loaded.state, call, row["decision"], int(row["expires_at"]), reason is None, reason, loaded
     )
