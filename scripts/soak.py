@@ -807,7 +807,9 @@ class Soak:
         """
         for _ in range(4):
             status, body = self._continue(flow, True, flow.call_a)
-            if status in (200, 502):
+            if status == 202:  # near its deadline the invocation handed the run, decision recorded, off
+                self.stats.add("continues_handed_off")
+            if status in (200, 202, 502):
                 flow.a_applied = True
                 if status == 502:  # the invocation died after writing A's row (a crashing pair flow)
                     flow.crashed = True
@@ -1397,6 +1399,7 @@ def report(
             f"{stats['outside_duplicates_sent']} / {stats['outside_resent']}",
         ),
         ("owner continues retried after 409", stats["owner_continue_retried_after_409"]),
+        ("owner continues handed off at the deadline (202)", stats["continues_handed_off"]),
         ("expiry decisions (offset bucket: status:count)", ""),
     ]
     for bucket, counter in sorted(soak.stats.expiry.items()):
