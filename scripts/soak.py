@@ -807,7 +807,9 @@ class Soak:
         """
         for _ in range(4):
             status, body = self._continue(flow, True, flow.call_a)
-            if status in (200, 502):
+            if status == 202:  # near its deadline the invocation handed the run, decision recorded, off
+                self.stats.add("continues_handed_off")
+            if status in (200, 202, 502):
                 flow.a_applied = True
                 if status == 502:  # the invocation died after writing A's row (a crashing pair flow)
                     flow.crashed = True
@@ -1003,15 +1005,30 @@ class Soak:
                 flow.notes.append(f"soak error: {error!r}")
                 self.stats.add("soak_errors")
 
-    def run(self) -> None:
+    def run(self, staller: Staller | None = None) -> None:
         threads = [
             threading.Thread(target=self.worker, name=f"flow-{i}", daemon=True)
             for i in range(self.args.concurrency)
         ]
         for thread in threads:
             thread.start()
+        next_progress = time.monotonic() + 60
         for thread in threads:
-            thread.join()
+            while thread.is_alive():
+                thread.join(timeout=5)
+                if time.monotonic() >= next_progress:  # a line a minute: a long run shows it is alive
+                    next_progress += 60
+                    self.progress(staller)
+
+    def progress(self, staller: Staller | None) -> None:
+        counts = self.stats.counts
+        print(
+            f"soak: {time.monotonic() - self.started:.0f} s, {counts['flows_started']} flows started "
+            f"({counts['flows_classic']} classic, {counts['flows_pair']} pair, "
+            f"{counts['flows_expiry']} expiry), "
+            f"{staller.injected if staller else 0} stalls, {counts['soak_errors']} soak errors",
+            flush=True,
+        )
 
 
 def stall_loop(soak: Soak, staller: Staller, stop: threading.Event) -> None:
@@ -1382,6 +1399,7 @@ def report(
             f"{stats['outside_duplicates_sent']} / {stats['outside_resent']}",
         ),
         ("owner continues retried after 409", stats["owner_continue_retried_after_409"]),
+        ("owner continues handed off at the deadline (202)", stats["continues_handed_off"]),
         ("expiry decisions (offset bucket: status:count)", ""),
     ]
     for bucket, counter in sorted(soak.stats.expiry.items()):
@@ -1714,7 +1732,7 @@ def main(argv: list[str] | None = None) -> int:
             target=stall_loop, args=(soak, staller, stop_stalls), name="stalls", daemon=True
         )
         stall_thread.start()
-        soak.run()
+        soak.run(staller)
         stop_stalls.set()
         stall_thread.join(10)
         staller.resume_all()
