@@ -61,9 +61,12 @@ def test_a_stored_document_round_trips_and_ignores_unknown_keys():
     # Then nothing it knows is lost, and the unknown keys are dropped
     original = json.loads(SNAPSHOT.read_text())
     dumped = json.loads(json.dumps(dumped))
-    assert {key: dumped[key] for key in original if key != "tools"} == {
-        key: value for key, value in original.items() if key != "tools"
+    nested = ("tools", "metrics")
+    assert {key: dumped[key] for key in original if key not in nested} == {
+        key: value for key, value in original.items() if key not in nested
     }
+    # (fields added since keep their defaults: the stored ones are all there, unchanged)
+    assert {key: dumped["metrics"][key] for key in original["metrics"]} == original["metrics"]
     for call, stored in zip(dumped["tools"], original["tools"], strict=True):
         assert {key: call[key] for key in stored} == stored
     assert "added_by_a_newer_version" not in dumped and "also_new" not in dumped["tools"][0]
