@@ -65,6 +65,53 @@ class ModelFailure(SignoffError):
     """The model could not produce an answer after the retries the deadline allowed."""
 
 
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 8.0
+
+# What a provider says of a failed attempt: (worth retrying, the reason, the server's wait hint in
+# seconds or 0); ``None``: not a failure of the model request, raised as it is.
+Verdict = tuple[bool, str, float] | None
+
+
+def retry_within_deadline[T](
+    send: Callable[[float], T],
+    classify: Callable[[BaseException, float], Verdict],
+    deadline: Deadline,
+    *,
+    timeout_s: float,
+    max_retries: int,
+    sleep: Callable[[float], None],
+) -> T:
+    """Call ``send(timeout_s)`` until it succeeds: every provider's one retry loop.
+
+    Each attempt's timeout is ``timeout_s``, shortened to what the deadline leaves (at least 1 s).
+    A failure ``classify`` calls retryable is retried with exponential backoff and jitter (or the
+    server's own wait hint), while retries remain and the deadline allows the wait.
+
+    Raises:
+        ModelFailure: not retryable, out of retries, or out of time; the reason says which.
+    """
+    import random
+
+    attempt = 0
+    while True:
+        timeout = min(timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
+        try:
+            return send(timeout)
+        except Exception as exc:
+            verdict = classify(exc, timeout)
+            if verdict is None:
+                raise
+            retryable, reason, wait_hint = verdict
+        delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+        if wait_hint:
+            delay = min(_BACKOFF_CAP_S, wait_hint)
+        if not retryable or attempt >= max_retries or not deadline.allows(int(delay * 1000) + 1000):
+            raise ModelFailure(reason)
+        attempt += 1
+        sleep(delay)
+
+
 class Deadline:
     """The time an invocation has left, from the Lambda context and the API Gateway cap."""
 

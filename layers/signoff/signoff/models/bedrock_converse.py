@@ -23,14 +23,21 @@ deadline-aware one here, with the same rules as the OpenAI provider.
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest, unstorable_answer
+from signoff.models.base import (
+    Deadline,
+    ModelFailure,
+    ModelResponse,
+    ToolCallRequest,
+    Verdict,
+    retry_within_deadline,
+    unstorable_answer,
+)
 from signoff.state import CANCELLED_MESSAGE, EXPIRED_MESSAGE, REJECTED_MESSAGE
 
 if TYPE_CHECKING:
@@ -39,8 +46,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROVIDER = "AwsBedrock"
-_BACKOFF_BASE_S = 0.5
-_BACKOFF_CAP_S = 8.0
 # Error codes worth another try: throttling, the service or the model briefly unavailable,
 # the model timing out or failing on its side (424).
 _RETRYABLE_CODES = frozenset(
@@ -138,32 +143,39 @@ class _BedrockEndpoint:
         """
         from botocore import exceptions as boto
 
-        attempt = 0
-        while True:
-            left_s = (deadline.remaining_ms() - deadline.margin_ms) / 1000
-            timeout = int(max(1, min(self._timeout_s, left_s)) + 0.999)
-            try:
-                return send(self._client(timeout))
-            except boto.ClientError as exc:
+        def classify(exc: BaseException, timeout: float) -> Verdict:
+            if isinstance(exc, boto.ClientError):
                 error = exc.response.get("Error", {})
                 code = str(error.get("Code") or "")
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
                 retryable = code in _RETRYABLE_CODES or status == 429 or status >= 500
                 message = str(error.get("Message") or "")[:300]
-                reason = f"{what} request failed: {code or 'HTTP ' + str(status)}: {message}"
-            except (boto.ReadTimeoutError, boto.ConnectTimeoutError):
-                retryable, reason = True, f"{what} request timed out after {timeout}s"
-            except (boto.EndpointConnectionError, boto.ConnectionClosedError, boto.HTTPClientError) as exc:
-                retryable, reason = True, f"could not reach Amazon Bedrock: {type(exc).__name__}"
-            except boto.NoCredentialsError:
-                retryable, reason = False, "no AWS credentials for Amazon Bedrock"
-            except _Malformed as exc:
-                retryable, reason = True, f"model sent a malformed answer: {exc}"
-            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
-                raise ModelFailure(reason)
-            attempt += 1
-            self._sleep(delay)
+                return retryable, f"{what} request failed: {code or 'HTTP ' + str(status)}: {message}", 0.0
+            if isinstance(exc, boto.ReadTimeoutError | boto.ConnectTimeoutError):
+                return True, f"{what} request timed out after {_whole_seconds(timeout)}s", 0.0
+            if isinstance(
+                exc, boto.EndpointConnectionError | boto.ConnectionClosedError | boto.HTTPClientError
+            ):
+                return True, f"could not reach Amazon Bedrock: {type(exc).__name__}", 0.0
+            if isinstance(exc, boto.NoCredentialsError):
+                return False, "no AWS credentials for Amazon Bedrock", 0.0
+            if isinstance(exc, _Malformed):
+                return True, f"model sent a malformed answer: {exc}", 0.0
+            return None
+
+        return retry_within_deadline(
+            lambda timeout: send(self._client(_whole_seconds(timeout))),
+            classify,
+            deadline,
+            timeout_s=self._timeout_s,
+            max_retries=self._max_retries,
+            sleep=self._sleep,
+        )
+
+
+def _whole_seconds(timeout: float) -> int:
+    """botocore's read timeout, in whole seconds (a client is kept per value)."""
+    return int(timeout + 0.999)
 
 
 class BedrockConverse(_BedrockEndpoint):

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from signoff.models.base import Deadline, ModelFailure, ModelResponse, ToolCallRequest, unstorable_answer
+from signoff.models.base import (
+    Deadline,
+    ModelFailure,
+    ModelResponse,
+    ToolCallRequest,
+    Verdict,
+    retry_within_deadline,
+    unstorable_answer,
+)
 
 if TYPE_CHECKING:
     from signoff.config import Settings
 
 T = TypeVar("T")
-
-_BACKOFF_BASE_S = 0.5
-_BACKOFF_CAP_S = 8.0
 
 
 class MalformedToolCall(Exception):
@@ -62,29 +66,27 @@ class _OpenAIEndpoint:
         import openai
 
         client = self._openai()
-        attempt = 0
-        while True:
-            wait_hint = 0.0
-            timeout = min(self._timeout_s, max(1.0, (deadline.remaining_ms() - deadline.margin_ms) / 1000))
-            try:
-                return send(client, timeout)
-            except openai.APIStatusError as exc:
-                retryable = exc.status_code == 429 or exc.status_code >= 500
-                wait_hint = _retry_after_s(exc)
+
+        def classify(exc: BaseException, timeout: float) -> Verdict:
+            if isinstance(exc, openai.APIStatusError):
                 reason = f"{what} request failed: HTTP {exc.status_code}: {_error_message(exc)}"
-            except openai.APITimeoutError:
-                retryable, reason = True, f"{what} request timed out after {timeout:.0f}s"
-            except openai.APIConnectionError as exc:
-                retryable, reason = True, f"could not reach {target}: {type(exc).__name__}"
-            except MalformedToolCall as exc:
-                retryable, reason = True, f"model sent malformed tool call arguments: {exc}"
-            delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
-            if wait_hint:
-                delay = min(_BACKOFF_CAP_S, wait_hint)
-            if not retryable or attempt >= self._max_retries or not deadline.allows(int(delay * 1000) + 1000):
-                raise ModelFailure(reason)
-            attempt += 1
-            self._sleep(delay)
+                return exc.status_code == 429 or exc.status_code >= 500, reason, _retry_after_s(exc)
+            if isinstance(exc, openai.APITimeoutError):
+                return True, f"{what} request timed out after {timeout:.0f}s", 0.0
+            if isinstance(exc, openai.APIConnectionError):
+                return True, f"could not reach {target}: {type(exc).__name__}", 0.0
+            if isinstance(exc, MalformedToolCall):
+                return True, f"model sent malformed tool call arguments: {exc}", 0.0
+            return None
+
+        return retry_within_deadline(
+            lambda timeout: send(client, timeout),
+            classify,
+            deadline,
+            timeout_s=self._timeout_s,
+            max_retries=self._max_retries,
+            sleep=self._sleep,
+        )
 
 
 class OpenAIChat(_OpenAIEndpoint):
