@@ -101,6 +101,14 @@ class Settings:
             documents; empty: any caller the API lets through. Non-empty requires authentication.
         approval_admins: user ids or groups (comma-separated) that see every approval record and
             resolve ``@approval(required)`` calls of tools naming no approvers; empty: nobody.
+        inbox_authorize_url: the OAuth 2.0 authorization endpoint the inbox signs people in at
+            (authorization code with PKCE; the Cognito hosted UI's ``/oauth2/authorize`` when the
+            stack creates the user pool); empty: the inbox offers no sign-in.
+        inbox_token_url: the token endpoint the inbox exchanges the code at (the browser calls it).
+        inbox_client_id: the public OAuth client the inbox signs in as (no secret).
+        inbox_scopes: the scopes the inbox asks for (space-separated).
+        inbox_logout_url: where signing out sends the browser (Cognito's ``/logout``); empty: the
+            inbox only forgets its token.
     """
 
     database_url: str = _setting("SIGNOFF_DATABASE_URL", "")
@@ -149,6 +157,11 @@ class Settings:
     knowledge_queue_chunks: int = _setting("SIGNOFF_KNOWLEDGE_QUEUE_CHUNKS", 200, low=1)
     knowledge_writers: str = _setting("SIGNOFF_KNOWLEDGE_WRITERS", "")
     approval_admins: str = _setting("SIGNOFF_APPROVAL_ADMINS", "")
+    inbox_authorize_url: str = _setting("SIGNOFF_INBOX_AUTHORIZE_URL", "")
+    inbox_token_url: str = _setting("SIGNOFF_INBOX_TOKEN_URL", "")
+    inbox_client_id: str = _setting("SIGNOFF_INBOX_CLIENT_ID", "")
+    inbox_scopes: str = _setting("SIGNOFF_INBOX_SCOPES", "openid")
+    inbox_logout_url: str = _setting("SIGNOFF_INBOX_LOGOUT_URL", "")
 
     @property
     def admins(self) -> tuple[str, ...]:
