@@ -311,7 +311,7 @@ _APPROVAL_COLUMNS = f"""t.approval_id AS id, t.run_id, r.session_id, t.tool_call
            AS resolved_at,
        extract(epoch FROM t.created_at)::bigint AS created_at,
        extract(epoch FROM t.updated_at)::bigint AS updated_at,
-       r.status AS run_status, r.request, t.asks"""  # noqa: S608
+       r.status AS run_status, r.request, t.asks"""
 # A record's ``requirements``: the calls of its run still awaiting a decision (``s``), as AgentOS lists them.
 _REQUIREMENTS = """coalesce(jsonb_agg(jsonb_build_object(
                 'id', s.tool_call_id, 'created_at', extract(epoch FROM s.created_at)::bigint,
