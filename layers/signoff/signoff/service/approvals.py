@@ -32,15 +32,18 @@ def _viewer(deps: Dependencies, principal: Principal | None) -> ApprovalViewer:
 
 
 def _with_rights(deps: Dependencies, principal: Principal | None, row: dict[str, Any]) -> dict[str, Any]:
-    """The record with what the caller may do with it now: ``decidable`` (approve, answer or
-    reject it) and ``editable`` (approve it with changed arguments)."""
+    """The record with its agent's name and what the caller may do with it now: ``decidable``
+    (approve, answer or reject it) and ``editable`` (approve it with changed arguments)."""
     from signoff.authz import edit_refusal, refusal, required_approval_refusal
 
     decidable = editable = False
     tool = None
-    if row["status"] == "pending" and row["pause_type"] != "external_execution":
-        agent = deps.catalog.find(row["agent_id"])
-        tool = agent.tool(row["tool_name"]) if agent is not None else None
+    agent = deps.catalog.find(row["agent_id"])
+    # The agent's name as this deployment has it (read from the catalog, not from each run's
+    # document: a page of records stays a read of indexed columns).
+    row["source_name"] = agent.name if agent is not None else row["agent_id"]
+    if row["status"] == "pending" and row["pause_type"] != "external_execution" and agent is not None:
+        tool = agent.tool(row["tool_name"])
     if tool is not None and not (row["expires_at"] and row["expires_at"] <= time.time()):
         owner = row["user_id"]
         if row["approval_type"] == "required":
@@ -145,7 +148,7 @@ def resolve_approval(
     actor = principal.user_id if principal else None
     decider = decisions.Decider(principal, actor, CHANNEL, meta=meta)
     outcome = decide(deps, decision, decider, run_id=row["run_id"])
-    return deps.store.approval(approval_id) or row, outcome
+    return _with_rights(deps, principal, deps.store.approval(approval_id) or row), outcome
 
 
 def delete_approval(deps: Dependencies, principal: Principal | None, approval_id: str) -> None:

@@ -305,7 +305,7 @@ _APPROVAL_COLUMNS = f"""t.approval_id AS id, t.run_id, r.session_id, t.tool_call
        {_APPROVAL_STATUS} AS status,
        t.approval_type, t.requirement AS pause_type, t.tool_name, t.args AS tool_args, t.args_digest,
        extract(epoch FROM t.expires_at)::bigint AS expires_at, r.agent_id, r.user_id,
-       r.state->>'agent_name' AS source_name, t.approvers, t.resolution_data, t.note,
+       t.approvers, t.resolution_data, t.note,
        CASE WHEN t.state <> 'awaiting_decision' THEN t.decided_by END AS resolved_by,
        CASE WHEN t.state <> 'awaiting_decision' THEN extract(epoch FROM t.decided_at)::bigint END
            AS resolved_at,
@@ -808,7 +808,7 @@ WITH page AS (
     FROM tool_calls t
     WHERE {where}
     ORDER BY t.created_at DESC, t.approval_id LIMIT %(limit)s OFFSET %(offset)s
-), waiting AS (
+), waiting AS MATERIALIZED (
     -- once per run of the page (a lateral lookup by run: the key's index, never a scan)
     SELECT p.run_id, w.requirements
     FROM (SELECT DISTINCT run_id FROM page) p, LATERAL (
