@@ -404,17 +404,19 @@ function buildApp() {
     tool_name: h('input', { id: ids.tool, name: 'tool_name', list: `${ids.tool}-list`, autocomplete: 'off', spellcheck: 'false' }),
     user_id: h('input', { id: ids.user, name: 'user_id', list: `${ids.user}-list`, autocomplete: 'off', spellcheck: 'false' }),
   };
-  const filters = h('form', { class: 'filters', 'aria-label': 'Filters', role: 'search' },
+  const filterForm = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filters' },
     h('div', { class: 'field' }, h('label', { for: ids.agent }, 'Agent'), inputs.agent_id, lists.agent_id),
     h('div', { class: 'field' }, h('label', { for: ids.tool }, 'Tool'), inputs.tool_name, lists.tool_name),
     h('div', { class: 'field' }, h('label', { for: ids.user }, 'Requested by'), inputs.user_id, lists.user_id),
     h('div', { class: 'buttons' },
       h('button', { type: 'submit' }, 'Filter'),
       h('button', { type: 'button', class: 'quiet', onclick: () => { for (const input of Object.values(inputs)) input.value = ''; applyFilters(inputs); } }, 'Clear')));
-  filters.addEventListener('submit', (event) => {
+  filterForm.addEventListener('submit', (event) => {
     event.preventDefault();
     applyFilters(inputs);
   });
+  const filterSummary = h('summary', {}, 'Filter by agent, tool or requester');
+  const filters = h('details', { class: 'filter-box' }, filterSummary, filterForm);
 
   const selectAll = h('input', { type: 'checkbox', id: nextId('select-all') });
   const bulkNote = h('input', { id: ids.note, type: 'text', maxlength: '2000', autocomplete: 'off' });
@@ -422,12 +424,15 @@ function buildApp() {
   const approveSelected = h('button', { type: 'button', class: 'approve', disabled: true }, 'Approve selected');
   const rejectSelected = h('button', { type: 'button', class: 'reject', disabled: true }, 'Reject selected');
   const bulkError = h('p', { class: 'error', hidden: true });
-  const bulk = h('section', { class: 'bulk', 'aria-label': 'Decide several at once' },
-    h('div', { class: 'check' }, selectAll, h('label', { for: selectAll.id }, 'Select all on this page')),
-    selectedText,
+  const bulkActions = h('div', { class: 'bulk-actions', hidden: true },
     h('div', { class: 'field' }, h('label', { for: ids.note }, 'Note for the selected (needed to reject)'), bulkNote),
     h('div', { class: 'buttons' }, approveSelected, rejectSelected),
     bulkError);
+  const bulk = h('section', { class: 'bulk', 'aria-label': 'Decide several at once' },
+    h('div', { class: 'bulk-row' },
+      h('div', { class: 'check' }, selectAll, h('label', { for: selectAll.id }, 'Select all on this page')),
+      selectedText),
+    bulkActions);
   selectAll.addEventListener('change', () => {
     for (const entry of view.entries.values()) {
       if (entry.select && !entry.select.disabled) entry.select.checked = selectAll.checked;
@@ -449,21 +454,28 @@ function buildApp() {
   const updated = h('span', { class: 'updated' }, '');
   const refresh = h('button', { type: 'button', class: 'quiet', onclick: () => loadList() }, 'Refresh');
 
-  main.append(
+  append(main, [
     h('div', { class: 'top' }, summary, h('div', { class: 'refresh' }, updated, refresh)),
     CONFIG.auth === 'jwt' ? null : h('p', { class: 'warning', role: 'note' },
       'This API has no authentication: anyone who can reach it sees and decides these calls.'),
-    filters, bulk, problem, list, pager, logSection);
+    filters, bulk, problem, list, pager, logSection]);
   view.ui = { summary, lists, inputs, list, problem, pager, previous, next, pageText, log, logSection, updated,
-    selectAll, bulkNote, selectedText, approveSelected, rejectSelected, bulkError, bulk };
+    selectAll, bulkNote, selectedText, approveSelected, rejectSelected, bulkError, bulk, bulkActions, filters,
+    filterSummary };
 }
 
 function applyFilters(inputs) {
   for (const [key, input] of Object.entries(inputs)) view.filters[key] = input.value.trim();
+  const active = Object.entries(view.filters).filter(([, value]) => value);
+  view.ui.filterSummary.textContent = active.length
+    ? `Filtered: ${active.map(([key, value]) => `${FILTER_NAMES[key]} ${visible(value)}`).join(', ')}`
+    : 'Filter by agent, tool or requester';
   view.page = 1;
   view.lastCount = null;
   loadList();
 }
+
+const FILTER_NAMES = { agent_id: 'agent', tool_name: 'tool', user_id: 'requested by' };
 
 function goTo(page) {
   view.page = Math.max(1, page);
@@ -610,6 +622,7 @@ function updateSelection() {
   if (!ui) return;
   const chosen = selectedEntries();
   ui.selectedText.textContent = chosen.length ? `${chosen.length} selected` : 'None selected';
+  ui.bulkActions.hidden = chosen.length === 0;
   ui.approveSelected.disabled = chosen.length === 0;
   ui.rejectSelected.disabled = chosen.length === 0;
   const selectable = [...view.entries.values()].filter((entry) => entry.select && !entry.select.disabled);
@@ -677,7 +690,9 @@ function kindText(record) {
 
 function argEntries(record) {
   const args = record.tool_args;
-  return args && typeof args === 'object' && !Array.isArray(args) ? Object.entries(args) : [];
+  // By name, as the approval link's page shows them (the stored order is the database's, not the model's).
+  if (!args || typeof args !== 'object' || Array.isArray(args)) return [];
+  return Object.entries(args).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function showArgs(entry) {
@@ -752,8 +767,14 @@ async function loadContext(entry) {
   }
 
   const conversation = h('ol', { class: 'conversation' });
+  const toolNames = new Map(); // a tool result names its call by id; the call names the tool
   for (const message of messages) {
-    if (message && typeof message === 'object') conversation.append(messageItem(message));
+    if (!message || typeof message !== 'object') continue;
+    for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
+      if (call && typeof call.tool_call_id === 'string') toolNames.set(call.tool_call_id, call.tool_name);
+    }
+    const named = message.role === 'tool' && !message.tool_name ? { ...message, tool_name: toolNames.get(message.tool_call_id) } : message;
+    conversation.append(messageItem(named));
   }
   body.append(h('details', { class: 'section conversation-box' },
     h('summary', {}, `Conversation (${messages.length} ${messages.length === 1 ? 'message' : 'messages'})`),
@@ -797,12 +818,14 @@ function referenceItem(ref, index) {
   const facts = h('dl', { class: 'meta' });
   if (typeof ref.source === 'string' && ref.source && ref.source !== title) facts.append(h('dt', {}, 'Source'), h('dd', {}, visible(ref.source)));
   if (typeof ref.score === 'number') facts.append(h('dt', {}, 'Score'), h('dd', {}, ref.score.toFixed(3)));
+  const text = [ref.content, ref.excerpt, ref.text].find((value) => value !== undefined && value !== null);
   for (const [key, value] of Object.entries(ref)) {
-    if (['title', 'name', 'source', 'score', 'content'].includes(key)) continue;
-    facts.append(h('dt', {}, visible(key)), h('dd', {}, folded(pretty(value))));
+    if (['title', 'name', 'source', 'score', 'content', 'excerpt', 'text', 'tool_call_id'].includes(key)) continue;
+    if (value === null || value === undefined) continue;
+    facts.append(h('dt', {}, visible(key)), h('dd', {}, typeof value === 'object' ? folded(pretty(value)) : visible(String(value))));
   }
   if (facts.children.length) li.append(facts);
-  if (ref.content !== undefined && ref.content !== null) li.append(folded(pretty(ref.content), 'text'));
+  if (text !== undefined) li.append(folded(pretty(text), 'text'));
   return li;
 }
 
