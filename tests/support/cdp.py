@@ -155,6 +155,40 @@ class Page:
         self.events: list[dict[str, Any]] = []
         self.dialogs: list[dict[str, Any]] = []  # every alert/confirm/prompt that opened (dismissed)
         self.exceptions: list[dict[str, Any]] = []  # uncaught exceptions in the page
+        self._router: Any = None
+
+    def route(self, pattern: str, handler: Any) -> None:
+        """Answer the page's requests to URLs matching ``pattern`` (``*`` wildcards) from the test.
+
+        ``handler(method, url, body)`` returns ``(status, json_payload)``, or None to let the request
+        through. Requests are answered while the test talks to the page (``evaluate``, ``wait_for``).
+        """
+        self._router = handler
+        self.send("Fetch.enable", {"patterns": [{"urlPattern": pattern, "requestStage": "Request"}]})
+
+    def _fire(self, method: str, params: dict[str, Any]) -> None:
+        """Send a command without waiting for its answer (from inside the event loop)."""
+        self._next_id += 1
+        self._ws.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
+
+    def _answer(self, params: dict[str, Any]) -> None:
+        request = params["request"]
+        reply = self._router(request["method"], request["url"], request.get("postData"))
+        if reply is None:
+            self._fire("Fetch.continueRequest", {"requestId": params["requestId"]})
+            return
+        status, payload = reply
+        body = base64.b64encode(json.dumps(payload).encode()).decode()
+        headers = [{"name": "Content-Type", "value": "application/json"}]
+        self._fire(
+            "Fetch.fulfillRequest",
+            {
+                "requestId": params["requestId"],
+                "responseCode": status,
+                "responseHeaders": headers,
+                "body": body,
+            },
+        )
 
     def _note(self, message: dict[str, Any]) -> None:
         """Keep an event; note and dismiss a JavaScript dialog (the page would stay blocked on it)."""
@@ -162,13 +196,9 @@ class Page:
         method = message.get("method")
         if method == "Page.javascriptDialogOpening":
             self.dialogs.append(message["params"])
-            self._next_id += 1
-            answer = {
-                "id": self._next_id,
-                "method": "Page.handleJavaScriptDialog",
-                "params": {"accept": False},
-            }
-            self._ws.send(json.dumps(answer))
+            self._fire("Page.handleJavaScriptDialog", {"accept": False})
+        elif method == "Fetch.requestPaused" and self._router is not None:
+            self._answer(message["params"])
         elif method == "Runtime.exceptionThrown":
             self.exceptions.append(message["params"])
 
