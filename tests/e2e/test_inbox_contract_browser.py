@@ -222,6 +222,15 @@ def _open(page: Page, server: DevServer, api: FakeApprovals) -> None:
     page.wait_for(f"document.querySelectorAll('li.item').length === {len(api.pending())}")
 
 
+def _until(page: Page, condition: Any, timeout_s: float = 10) -> None:
+    """Wait for ``condition()``, letting the page's requests through meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        page.evaluate("1")  # each round trip answers the requests that arrived
+        time.sleep(0.05)
+
+
 def _item(approval_id: str) -> str:
     return f'li.item[data-approval-id="{approval_id}"]'
 
@@ -239,7 +248,7 @@ def test_the_list_asks_for_what_the_caller_may_decide_and_says_there_is_no_sign_
         "limit": ["50"],
         "page": ["1"],
     }
-    assert ("GET", "/approvals/count?decidable=true", None) in api.sent
+    _until(page, lambda: ("GET", "/approvals/count?decidable=true", None) in api.sent)
     assert page.evaluate("document.title") == "(3) Inbox · Signoff"
     assert page.text("#account") == "No sign-in (API without authentication)"
     assert "no authentication" in page.text("p.warning")
@@ -251,7 +260,7 @@ def test_the_list_asks_for_what_the_caller_may_decide_and_says_there_is_no_sign_
     page.type_into("input[name=tool_name]", "refund_payment")
     page.press("Enter")
     page.wait_for("document.querySelector('.filter-box summary').textContent.startsWith('Filtered')")
-    assert any("tool_name=refund_payment" in path for _, path, _ in api.sent)
+    _until(page, lambda: any("tool_name=refund_payment" in path for _, path, _ in api.sent))
 
 
 def test_an_opened_item_shows_the_conversation_and_what_the_agent_read(server, page, tmp_path):
