@@ -329,12 +329,32 @@ AGENT = "data_manager"
 BEDROCK_AGENT = "data_manager_bedrock"
 BEDROCK_MODEL = "bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0"
 # The seed's agent and the same agent on Bedrock, as this deployment's catalog for the bench.
+INBOX_AGENT = "bench_payouts"
+# The inbox at size: pending approvals across runs (each run pauses on this many calls at once).
+INBOX_RUNS, INBOX_CALLS_PER_RUN = 1000, 10
+
 BENCH_AGENTS = f"""import dataclasses
 
 from catalog import AGENTS as _SEED
 from catalog.data_manager import data_manager
 
 AGENTS = [*_SEED, dataclasses.replace(data_manager, id="{BEDROCK_AGENT}", model="{BEDROCK_MODEL}")]
+
+from signoff import Agent, tool
+
+
+@tool(requires_confirmation=True, approvers=["finance"], editable=True)
+def pay(vendor: str, amount: int) -> str:
+    '''Pay a vendor.
+
+    Args:
+        vendor: Who
+        amount: Amount in cents
+    '''
+    return f"Paid {{amount}} to {{vendor}}"
+
+
+AGENTS.append(Agent(id="{INBOX_AGENT}", name="Payouts", instructions=["You pay vendors"], tools=[pay]))
 """
 
 
@@ -1041,6 +1061,87 @@ class Bench:
             server.stop()
         self.results["http"] = {"kept_alive_ms": kept_ms, "fresh_ms": fresh_ms}
 
+    def inbox(self) -> None:
+        """The approver's inbox at size: 10,000 pending approvals across 1,000 runs, made through the
+        start handler (each run pauses on ten calls of a tool finance approves); then the inbox's own
+        requests, warm and in-process, as a finance approver (JWT): a page of 50 of what they may
+        decide (the first and the 100th), the count it polls, one item's context."""
+        from signoff import runtime
+        from signoff.config import get_settings
+        from signoff_dev import jwt
+        from signoff_dev.handlers import load_handler
+
+        start = load_handler(self.root / "functions" / "start_run", "app.lambda_handler")
+        approvals = load_handler(self.root / "functions" / "approvals", "app.lambda_handler")
+        calls = " and ".join(
+            f'call pay {{"vendor": "v{n}", "amount": {100 + n}}}' for n in range(INBOX_CALLS_PER_RUN)
+        )
+        seeded = time.perf_counter()
+        for n in range(INBOX_RUNS):
+            body, content_type = self._multipart(
+                {"message": f"Pay this month's vendors, batch {n}: {calls}", "user_id": f"owner{n % 50}"}
+            )
+            event = self._http(
+                "POST",
+                "/agents/{agent_id}/runs",
+                {"agent_id": INBOX_AGENT},
+                body=body,
+                headers={"content-type": content_type},
+            )
+            answer = start(event, _Context("StartRunFunction", 30_000, 256))
+            assert json.loads(answer["body"])["status"] == "PAUSED", answer["body"][:300]
+        seed_s = time.perf_counter() - seeded
+        previous = os.environ.get("SIGNOFF_AUTH_MODE")
+        os.environ["SIGNOFF_AUTH_MODE"] = "jwt"
+        get_settings.cache_clear()
+        runtime.reset()
+        token = jwt.mint("fiona", groups=["finance"])
+        claims = {"sub": "fiona", "iss": jwt.ISSUER, "cognito:groups": "[finance]"}
+        context = _Context("ApprovalsFunction", 10_000, 256)
+
+        def call(route: str, params: dict, query: str = "") -> tuple[float, dict]:
+            event = self._http(
+                "GET",
+                route,
+                params,
+                query=query,
+                headers={"authorization": f"Bearer {token}"},
+                authorizer_claims=claims,
+            )
+            started = time.perf_counter()
+            answer = approvals(event, context)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert answer["statusCode"] == 200, answer
+            return elapsed, json.loads(answer["body"])
+
+        try:
+            _, first = call("/approvals", {}, "status=pending&decidable=true&limit=50")
+            total = first["meta"]["total_count"]
+            assert total == INBOX_RUNS * INBOX_CALLS_PER_RUN and len(first["data"]) == 50, first["meta"]
+            one = first["data"][0]["id"]
+            requests = {
+                "page 1 of 50": ("/approvals", {}, "status=pending&decidable=true&limit=50"),
+                "page 100 of 50": ("/approvals", {}, "status=pending&decidable=true&limit=50&page=100"),
+                "page 1, tool filter": ("/approvals", {}, "decidable=true&tool_name=pay&limit=50"),
+                "count (polled)": ("/approvals/count", {}, "decidable=true"),
+                "an item's context": ("/approvals/{approval_id}/context", {"approval_id": one}, ""),
+            }
+            for route, params, query in requests.values():
+                for _ in range(self.args.warmup):
+                    call(route, params, query)
+            timings: dict[str, list[float]] = {name: [] for name in requests}
+            for _ in range(min(self.args.flows, 200)):
+                for name, (route, params, query) in requests.items():
+                    timings[name].append(call(route, params, query)[0])
+        finally:
+            if previous is None:
+                os.environ.pop("SIGNOFF_AUTH_MODE", None)
+            else:
+                os.environ["SIGNOFF_AUTH_MODE"] = previous
+            get_settings.cache_clear()
+            runtime.reset()
+        self.results["inbox"] = {"pending": total, "seed_s": round(seed_s, 1), "ms": timings}
+
     def sizes(self) -> None:
         import shutil
         import subprocess
@@ -1227,6 +1328,22 @@ class Bench:
                 ),
                 "",
             ]
+        if "inbox" in r:
+            inbox = r["inbox"]
+            lines += [
+                f"The approver's inbox at size: {inbox['pending']} pending approvals across "
+                f"{INBOX_RUNS} runs (seeded through the start handler in {inbox['seed_s']} s); the "
+                "ApprovalsFunction handler, warm and in-process, as a finance approver (JWT), ms "
+                "(the goal: a page under 100 ms at p50)",
+                "",
+                "| request | p50 | p95 | max |",
+                "|---|---|---|---|",
+                *(
+                    f"| {label} | {_median(v):.2f} | {_pct(v, 0.95):.2f} | {max(v):.2f} |"
+                    for label, v in inbox["ms"].items()
+                ),
+                "",
+            ]
         if "sizes" in r:
             total = sum(s["bytes"] for s in r["sizes"].values())
             lines += [
@@ -1275,7 +1392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="skip sam build and the sizes")
     parser.add_argument("--build-dir", help="measure this existing sam build output instead of building")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["cold", "warm", "providers", "http", "sizes"]
+        "--skip", nargs="*", default=[], choices=["cold", "warm", "providers", "http", "inbox", "sizes"]
     )
     parser.add_argument("--out", help="where to write the raw figures (default bench-results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (trees, child logs)")
@@ -1339,6 +1456,9 @@ def main(argv: list[str] | None = None) -> int:
         if "http" not in args.skip:
             print("  make dev's server: kept-alive and fresh connections…", flush=True)
             bench.http()
+        if "inbox" not in args.skip:
+            print(f"  the inbox at size: {INBOX_RUNS * INBOX_CALLS_PER_RUN} pending approvals…", flush=True)
+            bench.inbox()
         if "sizes" not in args.skip and not args.no_build:
             print("  sam build…", flush=True)
             bench.sizes()

@@ -57,8 +57,8 @@ def list_approvals() -> Response:
 
 @app.get("/approvals/count")
 def count_approvals() -> Response:
-    query = app.current_event.query_string_parameters or {}
-    count = service.count_pending(dependencies(), _caller(), user_id=query.get("user_id") or None)
+    filters = http.approval_count_query(app.current_event.query_string_parameters or {})
+    count = service.count_pending(dependencies(), _caller(), filters)
     return http.json_response({"count": count})
 
 
@@ -66,6 +66,12 @@ def count_approvals() -> Response:
 def approval_status(approval_id: str) -> Response:
     row = service.get_approval(dependencies(), _caller(), approval_id)
     return http.json_response(wire.approval_status_object(row))
+
+
+@app.get("/approvals/<approval_id>/context")
+def approval_context(approval_id: str) -> Response:
+    row = service.approval_context(dependencies(), _caller(), approval_id)
+    return http.json_response(wire.approval_context_object(row))
 
 
 @app.get("/approvals/<approval_id>")

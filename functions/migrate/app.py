@@ -1,4 +1,6 @@
-"""CloudFormation custom resource: applies the SQL migrations on Create/Update; Delete keeps all data."""
+"""CloudFormation custom resources run at deploy: the SQL migrations (``Custom::SignoffMigrations``,
+applied on Create/Update; Delete keeps all data) and the inbox's sign-in
+(``Custom::SignoffInboxSignIn``, see ``signin.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import signin
 from aws_lambda_powertools import Logger
 
 logger = Logger()
@@ -101,6 +104,12 @@ def handle(
     """
     responder = _Responder(event, send)
     request_type = event.get("RequestType", "Create")
+    if event.get("ResourceType") == signin.RESOURCE_TYPE:
+        try:
+            return responder.respond("SUCCESS", signin.apply(event), [])
+        except Exception as exc:
+            logger.error("inbox sign-in setup failed", extra={"error": short_reason(exc)})
+            return responder.respond("FAILED", short_reason(exc), [])
     timer = None
     if remaining_ms is not None:
         seconds = max(remaining_ms() / 1000 - TIMEOUT_MARGIN_S, 1)

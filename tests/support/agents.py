@@ -266,9 +266,9 @@ AGENTS.append(helpdesk)
 
 
 @approval
-@tool(requires_confirmation=True)
+@tool(requires_confirmation=True, editable=True)
 def pay_vendor(vendor: str, amount: int) -> str:
-    """Pay a vendor; an approval admin resolves it, never the requester.
+    """Pay a vendor; an approval admin resolves it (and may change the amount), never the requester.
 
     Args:
         vendor: Who

@@ -85,6 +85,7 @@ ROUTES = {
     ("GET", "/approvals/count"): "ApprovalsFunction",
     ("GET", "/approvals/{approval_id}"): "ApprovalsFunction",
     ("GET", "/approvals/{approval_id}/status"): "ApprovalsFunction",
+    ("GET", "/approvals/{approval_id}/context"): "ApprovalsFunction",
     ("POST", "/approvals/{approval_id}/resolve"): "ApprovalsFunction",
     ("DELETE", "/approvals/{approval_id}"): "ApprovalsFunction",
     ("GET", "/inbox"): "ApprovalsFunction",

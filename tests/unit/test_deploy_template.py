@@ -219,6 +219,11 @@ def test_each_function_role_allows_the_calls_its_code_makes_and_no_more(deployed
             expected.add("events:PutEvents")
         if name == "ExpireApprovalsFunction" and values["Profile"] == "cheap":
             expected |= {"ssm:GetParameter", "ssm:PutParameter", "cloudwatch:GetMetricData"}
+        if name == "MigrateFunction" and evaluator.condition("CreateUserPool"):
+            # the inbox's sign-in (functions/migrate/signin.py), on the stack's user pool only
+            expected |= {"cognito-idp:DescribeUserPoolClient", "cognito-idp:UpdateUserPoolClient"}
+            [cognito] = [st for st in statements if "cognito-idp:UpdateUserPoolClient" in st["Action"]]
+            assert cognito["Resource"] == {"Fn::GetAtt": ["UserPool", "Arn"]}, cognito
         assert actions == expected, (variant, name, actions ^ expected)
         expected_managed = BASIC_ROLES | ({VPC_ROLE} if "VpcConfig" in function["Properties"] else set())
         assert managed == expected_managed | ({SQS_POLLER} if name == "ResumeWorkerFunction" else set()), name
@@ -229,13 +234,9 @@ def test_each_function_role_allows_the_calls_its_code_makes_and_no_more(deployed
 
 def test_the_code_calls_no_aws_service_the_roles_above_do_not_know():
     # A new boto3 client in the library must come with its IAM (and endpoint) in the template and here
-    called = set(
-        re.findall(
-            r'client\(\s*"([a-z-]+)"',
-            "".join(path.read_text() for path in (ROOT / "layers" / "signoff" / "signoff").rglob("*.py")),
-        )
-    )
-    assert called == {"sqs", "events", "rds", "ssm", "cloudwatch", "bedrock-runtime"}
+    sources = [*(ROOT / "layers" / "signoff" / "signoff").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    called = set(re.findall(r'client\(\s*"([a-z-]+)"', "".join(path.read_text() for path in sources)))
+    assert called == {"sqs", "events", "rds", "ssm", "cloudwatch", "bedrock-runtime", "cognito-idp"}
 
 
 def test_every_service_a_function_in_the_stacks_subnets_calls_has_an_endpoint_or_a_route_out(deployed):
@@ -344,3 +345,36 @@ def test_every_log_group_has_a_retention_and_every_function_logs_to_one(deployed
         "ApproximateNumberOfMessagesVisible",
     }
     assert any(r["Type"] == "AWS::CloudWatch::Dashboard" for r in resources.values())
+
+
+def test_the_inbox_signs_in_at_the_stacks_hosted_ui_with_a_client_the_api_accepts(deployed):
+    variant, template, values = deployed
+    evaluator = Evaluator(template, values)
+    resources = {name: evaluator.taken(resource) for name, resource in evaluator.active().items()}
+    if not evaluator.condition("CreateUserPool"):
+        assert "InboxClient" not in resources and "InboxSignIn" not in resources
+        return
+    # the inbox's client is public (PKCE, no secret) and an audience of the API's JWT authorizer
+    client = resources["InboxClient"]["Properties"]
+    assert client["GenerateSecret"] is False and client["UserPoolId"] == {"Ref": "UserPool"}
+    schemes = resources["SignoffApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+    jwt = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]["jwtConfiguration"]
+    assert {"Ref": "InboxClient"} in jwt["audience"] and {"Ref": "UserPoolClient"} in jwt["audience"]
+    # its OAuth settings come from the custom resource, with the API's own /inbox as the redirect
+    signin = resources["InboxSignIn"]["Properties"]
+    assert signin["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    assert signin["ClientId"] == {"Ref": "InboxClient"}
+    [callback] = [_text(url) for url in signin["CallbackURLs"]]
+    assert callback.startswith("https://${SignoffApi}.execute-api.") and callback.endswith("/inbox")
+    # and the approvals function tells the page where to sign in
+    env = resources["ApprovalsFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SIGNOFF_INBOX_CLIENT_ID"] == {"Ref": "InboxClient"}
+    assert _text(env["SIGNOFF_INBOX_AUTHORIZE_URL"]).endswith(".amazoncognito.com/oauth2/authorize")
+    assert _text(env["SIGNOFF_INBOX_TOKEN_URL"]).endswith(".amazoncognito.com/oauth2/token")
+    assert resources["UserPoolDomain"]["Properties"]["UserPoolId"] == {"Ref": "UserPool"}
+    assert variant in VARIANTS
+
+
+def _text(node: Any) -> str:
+    """A Fn::Sub's template (the local transform sometimes leaves it a plain string)."""
+    return node["Fn::Sub"] if isinstance(node, dict) else node

@@ -125,5 +125,9 @@ class AgentCatalog:
         except KeyError:
             raise AgentNotFound() from None
 
+    def find(self, agent_id: str) -> Agent | None:
+        """The agent, or None when this deployment has no such agent (any more)."""
+        return self._agents.get(agent_id)
+
     def __iter__(self):
         return iter(self._agents.values())

@@ -13,7 +13,9 @@ h1{font-size:1.4rem}pre{background:#f4f4f6;padding:1rem;border-radius:6px;overfl
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{color:#6e6e73}
 button{font-size:1rem;padding:.6rem 1.4rem;border-radius:6px;border:0;cursor:pointer;color:#fff}
 .approve{background:#1a7f37}.reject{background:#cf222e}textarea{width:100%;min-height:4rem}
-.note{color:#6e6e73;font-size:.9rem}
+.note{color:#6e6e73;font-size:.9rem}h2{font-size:1.05rem;margin-top:1.5rem}
+blockquote{margin:0;padding:.5rem 1rem;border-left:3px solid #d0d0d7;white-space:pre-wrap}
+ol{padding-left:1.4rem}li{margin:.4rem 0}li span{color:#3a3a3c}
 """
 
 
@@ -40,8 +42,11 @@ def confirm_page(
     expires_at: float,
     decision: str,
     action: str,
+    request: str | None = None,
+    references: list[dict] | None = None,
 ) -> str:
-    """The GET page: what will run, for whom, until when; only its form's POST decides."""
+    """The GET page: what will run, for whom, until when, what the user asked and what the agent
+    read; only its form's POST decides."""
     verb = "Approve" if decision == "approve" else "Reject"
     args = json.dumps(tool_args, indent=2, ensure_ascii=False, sort_keys=True)
     body = (
@@ -52,7 +57,9 @@ def confirm_page(
         f"<dt>Requested by</dt><dd id=requested-by>{escape(requested_by or 'unknown')}</dd>"
         f"<dt>Link expires</dt><dd id=expires>{escape(_iso(expires_at))}</dd>"
         "</dl>"
-        f'<form method="post" action="{escape(action)}">'
+        + _request_section(request)
+        + _references_section(references or [])
+        + f'<form method="post" action="{escape(action)}">'
         "<p><label for=note>Note (optional)</label><br>"
         "<textarea id=note name=note maxlength=2000></textarea></p>"
         f'<button type=submit id=decide class="{escape(decision)}">{escape(verb)}</button>'
@@ -60,6 +67,30 @@ def confirm_page(
         '<p class="note">Nothing happens until you press the button. This link works once.</p>'
     )
     return _page(f"{verb} {tool_name}", body)
+
+
+def _request_section(request: str | None) -> str:
+    if not request:
+        return ""
+    return f'<h2>What the user asked</h2><blockquote id="request">{escape(request)}</blockquote>'
+
+
+def _references_section(references: list[dict]) -> str:
+    """What the agent read before asking (knowledge passages), each with where it comes from."""
+    if not references:
+        return ""
+    items = []
+    for ref in references[:20]:
+        where = " · ".join(
+            str(ref[key]) for key in ("kb", "document_id", "title") if ref.get(key) not in (None, "")
+        )
+        excerpt = ref.get("excerpt") or ref.get("content") or ""
+        items.append(
+            f"<li><strong>{escape(where or 'passage')}</strong>"
+            + (f"<br><span>{escape(str(excerpt)[:600])}</span>" if excerpt else "")
+            + "</li>"
+        )
+    return f'<h2>What the agent read</h2><ol id="references">{"".join(items)}</ol>'
 
 
 def outcome_page(*, decision: str, tool_name: str, resumed: bool, deferred: bool = False) -> str:

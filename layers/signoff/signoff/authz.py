@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from signoff.state import RunState
     from signoff.tools import Tool
 
-__all__ = ["Principal", "is_approver", "may_access", "refusal", "required_approval_refusal", "sees_approval"]
+__all__ = [
+    "Principal",
+    "edit_refusal",
+    "is_approver",
+    "may_access",
+    "refusal",
+    "required_approval_refusal",
+    "sees_approval",
+]
 
 REQUIRES_ADMIN_APPROVAL = "This run requires admin approval before it can be continued"
 
@@ -71,6 +79,22 @@ def refusal(
         )
     if approve and not tool.allow_self_approval and decider is not None and decider.user_id == owner:
         return f"the requester may not approve their own call of {tool.name}"
+    return None
+
+
+def edit_refusal(tool: Tool, decider: Principal | None, owner: str | None) -> str | None:
+    """Why ``decider`` may not approve a call of ``tool`` with changed arguments; ``None`` if they
+    may, as far as editing goes (their right to decide the call at all is checked as usual).
+
+    Only an ``editable`` tool's calls, and only by an authenticated person who is not the requester:
+    a requester who could rewrite their own call would need no approval at all.
+    """
+    if not tool.editable:
+        return f"{tool.name} does not allow approvers to change its arguments"
+    if decider is None:
+        return f"changing the arguments of {tool.name} needs an authenticated approver"
+    if decider.user_id == owner:
+        return f"the requester may not change the arguments of their own call of {tool.name}"
     return None
 
 

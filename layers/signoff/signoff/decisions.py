@@ -58,6 +58,7 @@ class Verdict(StrEnum):
     ANSWER = "answer"  # the human's user-input values
     QUESTIONS = "questions"  # the human's selections for the agent's questions
     RESULT = "result"  # an externally executed call's result
+    EDIT = "edit"  # approved with arguments an approver changed
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Decision:
         result: an external execution's result, as text.
         shown_digest: the argument digest the decider was shown, when the channel carries one.
         echoed_name / echoed_args: what an echoed tool object repeats (must match the stored call).
+        edited_args: the arguments an approver changed the call to (only through the approvals
+            API, bound to ``shown_digest``, for an ``editable`` tool).
     """
 
     tool_call_id: str
@@ -85,6 +88,8 @@ class Decision:
     echoed_args: dict[str, Any] | None = None
     resolution_data: dict[str, Any] | None = None
     answers: dict[str, list[str]] | None = None
+    # The complete arguments an approver wants the call to run with instead (approve with changes).
+    edited_args: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -305,8 +310,12 @@ def check(
 def _refusal(
     tool: Tool, decider: Decider, state: RunState, plan: Plan, admins: tuple[str, ...]
 ) -> str | None:
-    from signoff.authz import refusal, required_approval_refusal
+    from signoff.authz import edit_refusal, refusal, required_approval_refusal
 
+    if plan.verdict is Verdict.EDIT:
+        reason = edit_refusal(tool, decider.principal, state.user_id)
+        if reason:
+            return reason
     if plan.call.approval_type == "required":
         return required_approval_refusal(tool, decider.principal, state.user_id, admins)
     return refusal(tool, decider.principal, state.user_id, plan.lets_it_run, vouched=decider.vouched)
@@ -336,7 +345,7 @@ def _plan(state: RunState, agent: Agent, decision: Decision, decider: Decider, n
         raise DigestStale(
             f"tool call {call.tool_call_id} has other arguments than the ones this decision was made on"
         )
-    plan = _verdict(call, tool, decision)
+    plan = _edit(call, tool, decision) if decision.edited_args is not None else _verdict(call, tool, decision)
     return replace(plan, resolution_data=decision.resolution_data) if decision.resolution_data else plan
 
 
@@ -368,6 +377,40 @@ def _verdict(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
     if call.requirement == Requirement.CONFIRMATION and decision.confirmed:
         return Plan(call, Verdict.APPROVE, note=decision.note)
     return Plan(call, Verdict.REJECT, note=decision.note)
+
+
+def _edit(call: ToolCall, tool: Tool, decision: Decision) -> Plan:
+    """An approval with changed arguments: the complete new arguments, checked against the tool's
+    signature; the same arguments as stored are a plain approval.
+
+    Raises:
+        InvalidInput: no digest to bind the edit to, a rejection, a call that does not ask for a
+            confirmation. InvalidFields: arguments that do not fit the signature.
+    """
+    from signoff.tools import ToolArgumentsInvalid
+
+    call_id = call.tool_call_id
+    if decision.shown_digest is None:
+        raise InvalidInput(
+            f"args_digest is required with tool_args for tool call {call_id}: an edit is bound to the "
+            "arguments it was made on"
+        )
+    if decision.confirmed is not True:
+        raise InvalidInput(f"tool_args of {call_id} can only come with an approval")
+    if call.requirement != Requirement.CONFIRMATION or call.user_feedback_schema is not None:
+        raise InvalidInput(
+            f"only a call awaiting a confirmation can be approved with changes; tool call {call_id} "
+            f"asks for {call.requirement}"
+        )
+    try:
+        args = tool.checked_arguments(decision.edited_args or {})
+    except ToolArgumentsInvalid as exc:
+        raise InvalidFields(
+            [{**err, "loc": ["body", "resolution_data", "tool_args", *err["loc"]]} for err in exc.errors]
+        ) from None
+    if args_digest(call.tool_name, args) == call.args_digest:
+        return Plan(call, Verdict.APPROVE, note=decision.note)
+    return Plan(call, Verdict.EDIT, note=decision.note, args=args)
 
 
 def _questions(call: ToolCall, decision: Decision) -> Plan:
@@ -449,6 +492,11 @@ def apply(plans: list[Plan], decider: Decider, *, now: int) -> list[RunEvent]:
         detail: dict[str, Any] = {}
         if plan.verdict is Verdict.APPROVE:
             call.approve(stamp, plan.note)
+        elif plan.verdict is Verdict.EDIT:
+            # Both sides of the arguments: what the model proposed, and who changed them to what.
+            detail = {"proposed_args": dict(call.tool_args), "edited_by": decider.actor}
+            call.approve_with_changes(stamp, plan.args or {}, plan.note)
+            detail["proposed_args_digest"] = call.proposed_digest
         elif plan.verdict is Verdict.REJECT:
             call.reject(stamp, plan.note)
         elif plan.verdict is Verdict.ANSWER:

@@ -587,6 +587,9 @@ _APPROVAL_FILTERS: dict[str, tuple[str, ...] | None] = {
     "agent_id": None,
     "user_id": None,
     "run_id": None,
+    "tool_name": None,
+    # Signoff's: only the pending records the caller may decide now (the inbox's list).
+    "decidable": ("true", "false"),
 }
 
 
@@ -616,7 +619,15 @@ def approval_query(query: Mapping[str, str]) -> tuple[dict[str, Any], int, int]:
         values.append(number)
     if errors:
         raise InvalidFields(errors)
+    filters["decidable"] = filters.get("decidable") == "true"
     return filters, values[0], values[1]
+
+
+def approval_count_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """``GET /approvals/count``'s filters: the list's, without paging (the count is of pending ones)."""
+    filters, _, _ = approval_query({k: v for k, v in query.items() if k not in ("page", "limit")})
+    filters.pop("status", None)
+    return filters
 
 
 def resolve_input(event: Mapping[str, Any], max_bytes: int) -> tuple[bool, dict[str, Any] | None]:

@@ -62,6 +62,16 @@ def _approvals_paths() -> dict[str, Any]:
         _param("agent_id", "query", False),
         _param("user_id", "query", False),
         _param("run_id", "query", False),
+        _param("tool_name", "query", False),
+        _param(
+            "decidable",
+            "query",
+            False,
+            description="true: only the pending records the caller may decide now (the inbox)",
+            enum=["true", "false"],
+        ),
+    ]
+    paging = [
         _param("limit", "query", False, description="1-1000, default 100"),
         _param("page", "query", False),
     ]
@@ -69,22 +79,36 @@ def _approvals_paths() -> dict[str, Any]:
         "status": {"enum": ["approved", "rejected"]},
         "resolution_data": {
             "type": "object",
-            "description": "note, args_digest (the arguments decided on), user_input {field: value}",
+            "description": (
+                "note, args_digest (the arguments decided on), user_input {field: value}, answers "
+                "{question: [labels]}, tool_args (approve with changes: an editable tool, an approver "
+                "who is not the requester, with args_digest; 422 when they do not fit the signature)"
+            ),
         },
     }
     return {
         "/approvals": {
             "get": {
                 "summary": "Approval records the caller may see, newest first ({data, meta})",
-                "parameters": query,
+                "parameters": query + paging,
                 "responses": {"200": {"description": "A page of records"}, **_errors(401, 422)},
             },
         },
         "/approvals/count": {
             "get": {
-                "summary": "How many pending records the caller may see",
-                "parameters": [_param("user_id", "query", False)],
-                "responses": {"200": {"description": "{count}"}, **_errors(401)},
+                "summary": "How many pending records the caller may see (the list's filters)",
+                "parameters": [p for p in query if p["name"] != "status"],
+                "responses": {"200": {"description": "{count}"}, **_errors(401, 422)},
+            },
+        },
+        "/approvals/{approval_id}/context": {
+            "get": {
+                "summary": "What led to the call: request, conversation, session history, references",
+                "parameters": [approval_id],
+                "responses": {
+                    "200": {"description": "{approval_id, run_id, request, history, messages, references}"},
+                    **_errors(404),
+                },
             },
         },
         "/approvals/{approval_id}": {

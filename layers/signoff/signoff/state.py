@@ -101,6 +101,8 @@ INTERRUPTED_NOTE = (
     "The invocation running this tool stopped before its result was saved; it may or may not have "
     "taken effect. Confirm to run it again, or reject."
 )
+# Before the result of a call an approver changed: the model proposed other arguments.
+EDITED_MESSAGE = "An approver changed this call's arguments before it ran. It ran with: {args}"
 PAUSE_CONTENT = {
     "confirmation": "I have tools to execute, but I need confirmation.",
     "user_input": "I have tools to execute, but I need user input.",
@@ -290,6 +292,8 @@ class ToolCall:
     decision_digest: str | None = None
     # The digest of the arguments the model proposed, when an approver changed them.
     proposed_digest: str | None = None
+    # The approver who changed the arguments (approve with changes); the model is told it ran so.
+    edited_by: str | None = None
     # Who may decide it, from the tool when it paused (kept with the approval record).
     approvers: list[str] | None = None
     # What an approver sent with a resolution through the approvals API.
@@ -384,6 +388,7 @@ class ToolCall:
         self.tool_args = args
         self.args_digest = self.decision_digest = args_digest(self.tool_name, args)
         self.confirmed, self.requires_confirmation, self.confirmation_note = True, False, note
+        self.edited_by = stamp.actor or "an approver"
 
     def answer_questions(self, stamp: Stamp, answers: list[dict[str, Any]], told: str) -> None:
         """The human answered the agent's questions (``ask_user``): ``told`` is the model's result."""
@@ -419,11 +424,19 @@ class ToolCall:
 
     def succeed(self, result: str) -> None:
         self._move(CallState.SUCCEEDED)
-        self.tool_call_error, self.result, self.model_message = False, result, result
+        self.tool_call_error, self.result, self.model_message = False, result, self._told(result)
 
     def fail(self, message: str) -> None:
         self._move(CallState.FAILED)
-        self.tool_call_error, self.result, self.model_message = True, message, message
+        self.tool_call_error, self.result, self.model_message = True, message, self._told(message)
+
+    def _told(self, outcome: str) -> str:
+        """What the model reads of the call's outcome: prefixed, when an approver changed its
+        arguments, with the arguments it actually ran with (the model proposed others)."""
+        if self.edited_by is None:
+            return outcome
+        ran_with = json.dumps(self.tool_args, ensure_ascii=False, sort_keys=True, default=str)
+        return f"{EDITED_MESSAGE.format(args=ran_with)}\n\n{outcome}"
 
     def mark_outcome_unknown(self) -> None:
         """Its invocation died while it ran: it may or may not have taken effect; ask a human again."""

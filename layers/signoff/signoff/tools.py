@@ -88,6 +88,8 @@ class Tool:
     approval_type: str | None = None
     # Agno's ask_user: the call's arguments are questions; the human's selections are its result.
     asks_questions: bool = False
+    # An approver other than the requester may approve a confirmation with changed arguments.
+    editable: bool = False
     schema_hash: str = field(default="", compare=False)
 
     @property
@@ -204,6 +206,7 @@ def tool(
     allow_self_approval: bool = True,
     approval_ttl_seconds: int | None = None,
     approval_type: str | None = None,
+    editable: bool = False,
 ) -> Any:
     """Turn a function into a :class:`Tool`; usable bare (``@tool``) or with options.
 
@@ -232,6 +235,10 @@ def tool(
         approval_ttl_seconds: how long a call waits for a decision before it expires; defaults to
             the agent's ``approval_ttl_seconds``.
         approval_type: ``"required"`` or ``"audit"``, as :func:`approval` sets it (either order).
+        editable: an approver who is not the requester may approve a paused call with changed
+            arguments (``POST /approvals/{id}/resolve`` with ``resolution_data.tool_args``); the
+            call runs with them, the model is told, and the audit keeps both digests. Only for
+            calls that ask for a confirmation (with ``requires_confirmation`` or ``@approval``).
 
     Returns:
         The :class:`Tool`, or a decorator producing it.
@@ -241,6 +248,11 @@ def tool(
         kind = approval_type or getattr(fn, _APPROVAL_ATTR, None)
         doc = _parse_docstring(inspect.getdoc(fn) or "")
         parameters, argument_fields, field_types = _signature_schema(fn, doc.args)
+        if editable and (external_execution or requires_user_input or user_input_fields):
+            raise ValueError(
+                f"editable applies to calls awaiting a confirmation; {fn.__name__} asks for user input "
+                "or an external result (the human sets those values already)"
+            )
         if user_input_fields is not None:
             unknown = set(user_input_fields) - set(field_types)
             if unknown:
@@ -269,6 +281,7 @@ def tool(
             approvers=tuple(approvers),
             allow_self_approval=allow_self_approval,
             approval_ttl_seconds=approval_ttl_seconds,
+            editable=editable,
         )
         return _hashed(_with_approval(built, kind) if kind is not None else built)
 

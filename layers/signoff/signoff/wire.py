@@ -5,6 +5,8 @@ them. HTTP responses, pause notifications and the OpenAPI document all take them
 
 from __future__ import annotations
 
+import contextlib
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +95,23 @@ def run_object(state: RunState) -> dict[str, Any]:
     return run
 
 
+# How much of the request and of the references a pause notification carries (the inbox and the
+# context route have all of it).
+REQUEST_CHARS = 2000
+REFERENCES_SHOWN = 10
+EXCERPT_CHARS = 300
+
+
+def _reference_summary(ref: dict[str, Any]) -> dict[str, Any]:
+    """A reference as notifications carry it: where it comes from and the start of the passage."""
+    keys = ("kb", "document_id", "chunk_index", "title", "score", "tool_call_id")
+    summary = {key: ref[key] for key in keys if ref.get(key) is not None}
+    excerpt = ref.get("excerpt") or ref.get("content")
+    if isinstance(excerpt, str):
+        summary["excerpt"] = excerpt[:EXCERPT_CHARS]
+    return summary
+
+
 def paused_detail(state: RunState, links: dict[str, dict[str, str]]) -> dict[str, Any]:
     """What every channel says about a pause: the run and each pending call with its links."""
     return {
@@ -102,6 +121,9 @@ def paused_detail(state: RunState, links: dict[str, dict[str, str]]) -> dict[str
         "session_id": state.session_id,
         "user_id": state.user_id,
         "content": state.content,
+        # What the approver needs beside the call: what the user asked, and what the agent read.
+        "request": state.input_content[:REQUEST_CHARS],
+        "references": [_reference_summary(ref) for ref in state.references[:REFERENCES_SHOWN]],
         "tool_calls": [
             {
                 "tool_call_id": call.tool_call_id,
@@ -172,7 +194,60 @@ def approval_object(row: dict[str, Any]) -> dict[str, Any]:
         "run_status": row["run_status"],
         "tool_call_id": row["tool_call_id"],
         "args_digest": row["args_digest"],
+        # Signoff's, for an approver's inbox: the start of the user's request, what the human is
+        # asked, and what the caller may do with the record now.
+        "request": row.get("request"),
+        "user_input_schema": (row.get("asks") or {}).get("user_input_schema"),
+        "user_feedback_schema": (row.get("asks") or {}).get("user_feedback_schema"),
+        "decidable": row.get("decidable", False),
+        "editable": row.get("editable", False),
     }
+
+
+def approval_context_object(row: dict[str, Any]) -> dict[str, Any]:
+    """``GET /approvals/{id}/context``: what led to the call, loaded when an approver opens it.
+
+    ``messages`` are this run's conversation (user, assistant with the calls it proposed, tool
+    results); ``history`` the session's earlier runs (request and answer); ``references`` what the
+    run's tools read (knowledge passages).
+    """
+    messages = []
+    for message in row["messages"] or []:
+        item: dict[str, Any] = {"role": message.get("role"), "content": _text(message.get("content"))}
+        if message.get("tool_calls"):
+            item["tool_calls"] = [_proposed_call(call) for call in message["tool_calls"]]
+        if message.get("role") == "tool":
+            item["tool_call_id"] = message.get("tool_call_id")
+        messages.append(item)
+    return {
+        "approval_id": row["id"],
+        "run_id": row["run_id"],
+        "request": row["request"],
+        "history": row["history"],
+        "messages": messages,
+        "references": row["references"],
+    }
+
+
+def _text(content: Any) -> str | None:
+    """A message's content as text (a list of content parts is joined)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+        )
+    return json.dumps(content, default=str)
+
+
+def _proposed_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions tool call as the inbox shows it (the arguments parsed when they are JSON)."""
+    function = call.get("function") or {}
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        with contextlib.suppress(ValueError):
+            arguments = json.loads(arguments)
+    return {"tool_call_id": call.get("id"), "tool_name": function.get("name"), "tool_args": arguments}
 
 
 def approval_status_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +313,7 @@ def agent_tool_object(tool: Tool, agent: Agent) -> dict[str, Any]:
         "approvers": list(tool.approvers),
         "allow_self_approval": tool.allow_self_approval,
         "approval_type": tool.approval_type,
+        "editable": tool.editable,
     }
     if tool.asks_questions:
         body["asks_questions"] = True

@@ -30,6 +30,8 @@ def show(deps: Any, token: str, action: str) -> tuple[str, int]:
         tool_name=view.call.tool_name,
         tool_args=view.call.tool_args,
         requested_by=view.state.user_id,
+        request=view.state.input_content,
+        references=view.state.references,
         expires_at=view.expires_at,
         decision=view.decision,
         action=action,

@@ -196,13 +196,17 @@ def slack_message(detail: dict[str, Any]) -> dict[str, Any]:
     approvers may resolve (``@approval(required)``) gets no buttons here: they decide it."""
     blocks: list[dict[str, Any]] = [
         _section(
-            f"*{detail['agent_name']}* needs a decision for run `{detail['run_id']}`"
-            + (f" (requested by {detail['user_id']})" if detail.get("user_id") else "")
+            f"*{_escape(detail['agent_name'])}* needs a decision for run `{detail['run_id']}`"
+            + (f" (requested by {_escape(detail['user_id'])})" if detail.get("user_id") else "")
         )
     ]
+    if detail.get("request"):
+        blocks.append(_section(_quoted(f"Request: {detail['request']}")))
+    if detail.get("references"):
+        blocks.append(_context(_escape("What the agent read:\n" + _references(detail["references"]))))
     submit: list[dict[str, Any]] = []
     for call in detail["tool_calls"]:
-        args = json.dumps(call["tool_args"], ensure_ascii=False)[:2500]
+        args = _escape(json.dumps(call["tool_args"], ensure_ascii=False)[:2500])
         blocks.append(_section(f"`{call['tool_name']}` with `{args}`"))
         if call.get("approval_type") == "required":
             who = ", ".join(call.get("approvers") or []) or "an approval admin"
@@ -236,6 +240,27 @@ def slack_message(detail: dict[str, Any]) -> dict[str, Any]:
             {"type": "actions", "block_id": f"signoff:submit:{detail['run_id']}"[:255], "elements": [button]}
         )
     return {"text": f"{detail['agent_name']} needs a decision", "blocks": blocks}
+
+
+def _escape(text: str) -> str:
+    """Text from a user or the model, shown as itself in mrkdwn: no links, mentions (``<!channel>``)
+    or formatting it did not ask for (Slack's three escapes)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _quoted(text: str, limit: int = 1500) -> str:
+    """A block quote of ``text`` (cut at ``limit`` characters), escaped."""
+    cut = text if len(text) <= limit else text[:limit] + "…"
+    return "\n".join(f"&gt; {line}" for line in _escape(cut).splitlines() or [""])
+
+
+def _references(references: list[dict[str, Any]]) -> str:
+    lines = []
+    for number, ref in enumerate(references[:5], 1):
+        where = ref.get("title") or ref.get("document_id") or "passage"
+        excerpt = (ref.get("excerpt") or "")[:150]
+        lines.append(f"[{number}] {where}: {excerpt}" if excerpt else f"[{number}] {where}")
+    return "\n".join(lines)
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ and announces. Handlers call these; nothing here speaks HTTP or SQL.
 from signoff.authz import Principal
 from signoff.decisions import Decider, Decision
 from signoff.service.approvals import (
+    approval_context,
     count_pending,
     delete_approval,
     get_approval,
@@ -61,6 +62,7 @@ __all__ = [
     "StartInput",
     "apply_kept_decisions",
     "approval_by_token",
+    "approval_context",
     "cancel_run",
     "continue_run",
     "count_pending",

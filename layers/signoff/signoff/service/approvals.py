@@ -9,11 +9,12 @@ queue — AgentOS's resolve only records; Signoff's also continues the run.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from signoff import decisions
 from signoff.authz import sees_approval
-from signoff.errors import AlreadyDecided, Conflict, NotFound
+from signoff.errors import AlreadyDecided, Conflict, InvalidFields, NotFound
 from signoff.identity import Principal
 from signoff.service.common import Dependencies
 from signoff.service.deciding import DecisionOutcome, decide
@@ -23,29 +24,69 @@ CHANNEL = "approvals"
 
 
 def _viewer(deps: Dependencies, principal: Principal | None) -> ApprovalViewer:
-    admins = deps.settings.admins
-    if principal is None or (admins and principal.matches(admins)):
+    if principal is None:
         return ApprovalViewer(everyone=True)
-    return ApprovalViewer(False, principal.user_id, (principal.user_id, *(principal.groups or ())))
+    admins = deps.settings.admins
+    admin = bool(admins) and principal.matches(admins)
+    return ApprovalViewer(admin, principal.user_id, (principal.user_id, *(principal.groups or ())), admin)
+
+
+def _with_rights(deps: Dependencies, principal: Principal | None, row: dict[str, Any]) -> dict[str, Any]:
+    """The record with what the caller may do with it now: ``decidable`` (approve, answer or
+    reject it) and ``editable`` (approve it with changed arguments)."""
+    from signoff.authz import edit_refusal, refusal, required_approval_refusal
+
+    decidable = editable = False
+    tool = None
+    if row["status"] == "pending" and row["pause_type"] != "external_execution":
+        agent = deps.catalog.find(row["agent_id"])
+        tool = agent.tool(row["tool_name"]) if agent is not None else None
+    if tool is not None and not (row["expires_at"] and row["expires_at"] <= time.time()):
+        owner = row["user_id"]
+        if row["approval_type"] == "required":
+            decidable = required_approval_refusal(tool, principal, owner, deps.settings.admins) is None
+        else:
+            decidable = refusal(tool, principal, owner, False) is None
+        editable = (
+            decidable
+            and row["pause_type"] == "confirmation"
+            and not (row["asks"] or {}).get("user_feedback_schema")
+            and edit_refusal(tool, principal, row["user_id"]) is None
+        )
+    row["decidable"], row["editable"] = decidable, editable
+    return row
 
 
 def list_approvals(
     deps: Dependencies, principal: Principal | None, filters: dict[str, Any], *, page: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of the records the caller may see (filters: status, approval_type, pause_type,
-    agent_id, user_id, run_id), newest first, with the total."""
-    return deps.store.approvals(
+    agent_id, user_id, run_id, tool_name; ``decidable``: only the pending ones the caller may decide
+    now), newest first, with the total."""
+    rows, total = deps.store.approvals(
         viewer=_viewer(deps, principal), filters=filters, limit=limit, offset=(page - 1) * limit
     )
+    return [_with_rights(deps, principal, row) for row in rows], total
 
 
-def count_pending(deps: Dependencies, principal: Principal | None, *, user_id: str | None) -> int:
-    return deps.store.pending_approval_count(viewer=_viewer(deps, principal), user_id=user_id)
+def count_pending(deps: Dependencies, principal: Principal | None, filters: dict[str, Any]) -> int:
+    """How many pending records the caller sees (with the list's filters; ``decidable`` included)."""
+    return deps.store.pending_approval_count(viewer=_viewer(deps, principal), filters=filters)
 
 
 def get_approval(deps: Dependencies, principal: Principal | None, approval_id: str) -> dict[str, Any]:
     """One record the caller may see; 404 for a record they may not (as for one that does not exist)."""
     row = deps.store.approval(approval_id)
+    if row is None or not sees_approval(principal, row["user_id"], row["approvers"], deps.settings.admins):
+        raise NotFound("Approval not found")
+    return _with_rights(deps, principal, row)
+
+
+def approval_context(deps: Dependencies, principal: Principal | None, approval_id: str) -> dict[str, Any]:
+    """What led to the record's call, for whoever may see the record: the user's request, the
+    conversation of this run (user, assistant and tool messages), the earlier runs of its session,
+    and the references its tools read (knowledge passages)."""
+    row = deps.store.approval_context(approval_id)
     if row is None or not sees_approval(principal, row["user_id"], row["approvers"], deps.settings.admins):
         raise NotFound("Approval not found")
     return row
@@ -64,8 +105,9 @@ def resolve_approval(
 
     ``resolution_data`` may carry ``note`` (what the model is told on a rejection), ``args_digest``
     (the decision holds only for those arguments), ``user_input`` (``{field: value}``) for a
-    user-input call, ``answers`` (``{question: [labels]}``) for the agent's questions, and anything
-    else, stored with the record.
+    user-input call, ``answers`` (``{question: [labels]}``) for the agent's questions,
+    ``tool_args`` (the complete arguments to run with instead: an ``editable`` tool, an approver who
+    is not the requester, with ``args_digest``), and anything else, stored with the record.
 
     Raises:
         NotFound: no such record the caller may see. AlreadyDecided: no longer pending (409).
@@ -79,6 +121,17 @@ def resolve_approval(
     digest = data.get("args_digest")
     values = data.get("user_input")
     answers = data.get("answers")
+    edited = data.get("tool_args")
+    if edited is not None and not isinstance(edited, dict):
+        raise InvalidFields(
+            [
+                {
+                    "loc": ["body", "resolution_data", "tool_args"],
+                    "msg": "Input should be a valid dictionary",
+                    "type": "dict_type",
+                }
+            ]
+        )
     decision = decisions.Decision(
         row["tool_call_id"],
         approve,
@@ -87,6 +140,7 @@ def resolve_approval(
         answers=answers if isinstance(answers, dict) else None,
         shown_digest=digest if isinstance(digest, str) else None,
         resolution_data=data or None,
+        edited_args=edited,
     )
     actor = principal.user_id if principal else None
     decider = decisions.Decider(principal, actor, CHANNEL, meta=meta)

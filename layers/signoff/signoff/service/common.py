@@ -343,6 +343,7 @@ def apply_deferred(
             result=item.get("result"),
             shown_digest=item.get("args_digest"),
             resolution_data=item.get("resolution_data"),
+            edited_args=item.get("edited_args"),
         )
         try:
             plans = decisions.check(state, agent, [decision], decider, now=now, admins=deps.settings.admins)

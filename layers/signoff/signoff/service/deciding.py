@@ -120,6 +120,7 @@ def _kept(decision: decisions.Decision, decider: decisions.Decider, plan: decisi
         "answers": decision.answers,
         "result": decision.result,
         "resolution_data": decision.resolution_data,
+        "edited_args": decision.edited_args,
         "args_digest": plan.call.args_digest,
         "decider": decider.document(),
         "received_at": now_epoch(),

@@ -41,11 +41,16 @@ class RunEvent:
 @dataclass(frozen=True)
 class ApprovalViewer:
     """Whose approval records a query returns: ``everyone``'s, or those of runs ``user_id`` owns and
-    of tools naming one of ``names`` (the user id and groups)."""
+    of tools naming one of ``names`` (the user id and groups).
+
+    ``admin``: the viewer is an approval admin (resolves ``required`` calls of tools naming no
+    approvers). ``user_id`` is None without authentication (anyone decides what names no approvers).
+    """
 
     everyone: bool
     user_id: str | None = None
     names: tuple[str, ...] = ()
+    admin: bool = False
 
 
 @dataclass
@@ -155,7 +160,9 @@ class RunStore(Protocol):
         self, *, viewer: ApprovalViewer, filters: dict[str, Any], limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]: ...
 
-    def pending_approval_count(self, *, viewer: ApprovalViewer, user_id: str | None) -> int: ...
+    def pending_approval_count(self, *, viewer: ApprovalViewer, filters: dict[str, Any]) -> int: ...
+
+    def approval_context(self, approval_id: str) -> dict[str, Any] | None: ...
 
     def approval(self, approval_id: str) -> dict[str, Any] | None: ...
 

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from signoff.errors import LeaseLost, NotFound, StoreUnavailable, UnstorableValue
-from signoff.state import RunState, RunStatus
+from signoff.state import RunState, RunStatus, ToolCall
 from signoff.store.base import (
     ApprovalViewer,
     LoadedRun,
@@ -35,9 +35,9 @@ WITH sess AS (
     WHERE s.agent_id = EXCLUDED.agent_id AND s.user_id IS NOT DISTINCT FROM EXCLUDED.user_id
     RETURNING session_id
 ), run AS (
-    INSERT INTO runs (run_id, session_id, agent_id, user_id, status, version, lease_until, state)
+    INSERT INTO runs (run_id, session_id, agent_id, user_id, status, version, lease_until, state, request)
     SELECT %(run_id)s, sess.session_id, %(agent_id)s, %(user_id)s, %(status)s, %(version)s,
-           now() + make_interval(secs => %(lease)s), %(state)s
+           now() + make_interval(secs => %(lease)s), %(state)s, left(%(request)s, 1000)
     FROM sess
     RETURNING run_id
 ), ev AS (
@@ -69,23 +69,23 @@ _SAVE_PARTS = {
     "calls": """calls AS (
     INSERT INTO tool_calls AS t (run_id, tool_call_id, tool_name, args, args_digest, requirement, state,
         decided_by, decided_at, decision_channel, decision_digest, note, result, expires_at,
-        approval_id, approval_type, approvers, resolution_data)
+        approval_id, approval_type, approvers, resolution_data, asks, requested_by)
     SELECT updated.run_id, c.tool_call_id, c.tool_name, c.args, c.args_digest, c.requirement, c.state,
         c.decided_by, to_timestamp(c.decided_at), c.decision_channel, c.decision_digest, c.note, c.result,
         to_timestamp(c.expires_at), c.approval_id, c.approval_type, coalesce(c.approvers, '{}'),
-        c.resolution_data
+        c.resolution_data, c.asks, c.requested_by
     FROM updated, jsonb_to_recordset(%(calls)s) AS c(
         tool_call_id text, tool_name text, args jsonb, args_digest text, requirement text, state text,
         decided_by text, decided_at bigint, decision_channel text, decision_digest text, note text,
         result text, expires_at bigint, approval_id text, approval_type text, approvers text[],
-        resolution_data jsonb)
+        resolution_data jsonb, asks jsonb, requested_by text)
     ON CONFLICT (run_id, tool_call_id) DO UPDATE SET
         args = EXCLUDED.args, args_digest = EXCLUDED.args_digest, state = EXCLUDED.state,
         decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
         decision_channel = EXCLUDED.decision_channel, decision_digest = EXCLUDED.decision_digest,
         note = EXCLUDED.note, result = EXCLUDED.result,
         expires_at = EXCLUDED.expires_at, resolution_data = EXCLUDED.resolution_data,
-        updated_at = now()
+        asks = EXCLUDED.asks, updated_at = now()
     WHERE (t.state, t.result, t.decided_at, t.args_digest, t.expires_at)
         IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.result, EXCLUDED.decided_at, EXCLUDED.args_digest,
                           EXCLUDED.expires_at)
@@ -244,9 +244,19 @@ def _call_rows(state: RunState) -> dict[str, dict[str, Any]]:
             "approval_type": t.approval_type,
             "approvers": t.approvers,
             "resolution_data": t.resolution_data,
+            "asks": _asks(t),
+            "requested_by": state.user_id,
         }
         for t in state.tools
     }
+
+
+def _asks(call: ToolCall) -> dict[str, Any] | None:
+    """What a person is asked on an approval record (the user-input fields, the agent's questions)."""
+    if call.approval_id is None or (call.user_input_schema is None and call.user_feedback_schema is None):
+        return None
+    asks = {"user_input_schema": call.user_input_schema, "user_feedback_schema": call.user_feedback_schema}
+    return {key: value for key, value in asks.items() if value is not None}
 
 
 def _open(conninfo: str, timeout_s: int) -> psycopg.Connection:
@@ -274,13 +284,25 @@ def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 # An approval record is a tool_calls row that waits (or waited) on a person, read with its run.
-_APPROVAL = """
-SELECT t.approval_id AS id, t.run_id, r.session_id, t.tool_call_id,
-       CASE WHEN t.state = 'awaiting_decision' THEN 'pending'
+_APPROVAL_STATUS = """CASE WHEN t.state = 'awaiting_decision' THEN 'pending'
             WHEN t.state = 'expired' THEN 'expired'
             WHEN t.decision_channel = 'cancel' THEN 'cancelled'
             WHEN t.state = 'rejected' THEN 'rejected'
-            ELSE 'approved' END AS status,
+            ELSE 'approved' END"""
+# The same statuses as conditions on the row (so that a filter can use the partial indexes).
+_STATUS_CONDITIONS = {
+    "pending": "t.state = 'awaiting_decision'",
+    "expired": "t.state = 'expired'",
+    "cancelled": "t.decision_channel = 'cancel' AND t.state NOT IN ('awaiting_decision', 'expired')",
+    "rejected": "t.state = 'rejected' AND t.decision_channel IS DISTINCT FROM 'cancel'",
+    "approved": (
+        "t.state NOT IN ('awaiting_decision', 'expired', 'rejected')"
+        " AND t.decision_channel IS DISTINCT FROM 'cancel'"
+    ),
+}
+
+_APPROVAL_COLUMNS = f"""t.approval_id AS id, t.run_id, r.session_id, t.tool_call_id,
+       {_APPROVAL_STATUS} AS status,
        t.approval_type, t.requirement AS pause_type, t.tool_name, t.args AS tool_args, t.args_digest,
        extract(epoch FROM t.expires_at)::bigint AS expires_at, r.agent_id, r.user_id,
        r.state->>'agent_name' AS source_name, t.approvers, t.resolution_data, t.note,
@@ -289,26 +311,80 @@ SELECT t.approval_id AS id, t.run_id, r.session_id, t.tool_call_id,
            AS resolved_at,
        extract(epoch FROM t.created_at)::bigint AS created_at,
        extract(epoch FROM t.updated_at)::bigint AS updated_at,
-       r.status AS run_status,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+       r.status AS run_status, r.request, t.asks"""
+# A record's ``requirements``: the calls of its run still awaiting a decision (``s``), as AgentOS lists them.
+_REQUIREMENTS = """coalesce(jsonb_agg(jsonb_build_object(
                 'id', s.tool_call_id, 'created_at', extract(epoch FROM s.created_at)::bigint,
                 'tool_execution', jsonb_build_object(
                     'tool_call_id', s.tool_call_id, 'tool_name', s.tool_name, 'tool_args', s.args,
                     'approval_id', s.approval_id, 'approval_type', s.approval_type,
-                    'pause_type', s.requirement)) ORDER BY s.created_at, s.tool_call_id), '[]'::jsonb)
-        FROM tool_calls s WHERE s.run_id = t.run_id AND s.state = 'awaiting_decision') AS requirements
+                    'pause_type', s.requirement)) ORDER BY s.created_at, s.tool_call_id), '[]'::jsonb)"""
+
+_APPROVAL = f"""
+SELECT {_APPROVAL_COLUMNS},
+       (SELECT {_REQUIREMENTS} FROM tool_calls s
+        WHERE s.run_id = t.run_id AND s.state = 'awaiting_decision') AS requirements
 FROM tool_calls t JOIN runs r USING (run_id)
-WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL
+WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL AND t.approval_id = %(id)s
+"""  # noqa: S608 - built from constants only
+
+# What led to a record's call: its run's document parts and the session's earlier runs.
+_APPROVAL_CONTEXT = """
+SELECT t.approval_id AS id, t.run_id, r.user_id, t.approvers, d.doc->>'input_content' AS request,
+       coalesce(d.doc->'messages', '[]'::jsonb) AS messages,
+       coalesce(d.doc->'references', '[]'::jsonb) AS "references",
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'run_id', h.run_id, 'input', h.state->>'input_content', 'content', h.state->>'content',
+                    'status', h.status, 'created_at', extract(epoch FROM h.created_at)::bigint)
+                ORDER BY h.created_at), '[]'::jsonb)
+        FROM (SELECT run_id, state, status, created_at FROM runs
+              WHERE session_id = r.session_id AND created_at < r.created_at AND run_id <> r.run_id
+              ORDER BY created_at DESC LIMIT 20) h) AS history
+FROM tool_calls t JOIN runs r USING (run_id), LATERAL (SELECT r.state AS doc) d
+WHERE t.approval_id = %(id)s AND t.approval_deleted_at IS NULL
 """
 
-_APPROVAL_FILTERS = """
-  AND (%(everyone)s OR r.user_id = %(me)s OR t.approvers && %(names)s::text[])
-  AND (%(user_id)s::text IS NULL OR r.user_id = %(user_id)s)
-  AND (%(agent_id)s::text IS NULL OR r.agent_id = %(agent_id)s)
-  AND (%(run_id)s::text IS NULL OR t.run_id = %(run_id)s)
-  AND (%(approval_type)s::text IS NULL OR t.approval_type = %(approval_type)s)
-  AND (%(pause_type)s::text IS NULL OR t.requirement = %(pause_type)s)
-"""
+# What the viewer may decide (mirrors signoff.authz.refusal / required_approval_refusal): a pending,
+# unexpired call a person answers (not an external result); a ``required`` one by its tool's
+# approvers, or the admins when it names none, never the requester; any other by its tool's
+# approvers, or when it names none by the run's owner (anyone, without authentication).
+_DECIDABLE = """t.state = 'awaiting_decision' AND coalesce(t.expires_at > now(), true)
+  AND t.requirement <> 'external_execution'
+  AND CASE WHEN t.approval_type = 'required' THEN
+           %(me)s::text IS NOT NULL AND t.requested_by IS DISTINCT FROM %(me)s
+           AND CASE WHEN cardinality(t.approvers) > 0 THEN t.approvers && %(names)s::text[]
+                    ELSE %(admin)s END
+      WHEN cardinality(t.approvers) > 0 THEN %(me)s::text IS NOT NULL AND t.approvers && %(names)s::text[]
+      ELSE %(me)s::text IS NULL OR t.requested_by = %(me)s END"""
+
+_EQUAL_FILTERS = {
+    "user_id": "t.requested_by = %(user_id)s",
+    "agent_id": "t.run_id IN (SELECT run_id FROM runs WHERE agent_id = %(agent_id)s)",
+    "run_id": "t.run_id = %(run_id)s",
+    "approval_type": "t.approval_type = %(approval_type)s",
+    "pause_type": "t.requirement = %(pause_type)s",
+    "tool_name": "t.tool_name = %(tool_name)s",
+}
+
+
+def _approval_where(viewer: ApprovalViewer, filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The conditions of an approvals query on ``tool_calls t`` alone (constant fragments chosen by
+    the filters given, so the planner sees only what applies) and their parameters."""
+    conditions = ["t.approval_id IS NOT NULL", "t.approval_deleted_at IS NULL"]
+    if not viewer.everyone:
+        conditions.append("(t.requested_by = %(me)s OR t.approvers && %(names)s::text[])")
+    if filters.get("status"):
+        conditions.append(_STATUS_CONDITIONS[filters["status"]])
+    if filters.get("decidable"):
+        conditions.append(_DECIDABLE)
+    conditions += [sql for name, sql in _EQUAL_FILTERS.items() if filters.get(name)]
+    params = {
+        "me": viewer.user_id,
+        "names": list(viewer.names),
+        "admin": viewer.admin,
+        **{name: filters.get(name) for name in _EQUAL_FILTERS},
+    }
+    return "\n  AND ".join(conditions), params
 
 
 class PostgresRunStore:
@@ -429,6 +505,7 @@ class PostgresRunStore:
             "lease": lease_seconds,
             "state": Jsonb(state.document(), dumps=_dumps),
             "history": history_runs,
+            "request": state.input_content,
         }
         row = self._execute(lambda conn: conn.execute(_CREATE_RUN, params).fetchone())
         if not row or not row["created"]:
@@ -719,40 +796,55 @@ class PostgresRunStore:
     def approvals(
         self, *, viewer: ApprovalViewer, filters: dict[str, Any], limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page of the approval records ``viewer`` may see, newest first, and how many there are."""
-        query = (
-            f"SELECT a.*, count(*) OVER () AS total FROM ({_APPROVAL}{_APPROVAL_FILTERS}) a"  # noqa: S608
-            " WHERE (%(status)s::text IS NULL OR a.status = %(status)s)"
-            " ORDER BY a.created_at DESC, a.id LIMIT %(limit)s OFFSET %(offset)s"
-        )
-        params = {
-            **_viewer_params(viewer),
-            **_approval_filter_params(filters),
-            "limit": limit,
-            "offset": offset,
-        }
+        """A page of the approval records ``viewer`` may see, newest first, and how many there are.
+
+        The page's keys are found first (the indexes walk newest first; the count comes with them);
+        only those rows are then read in full, with their runs and the calls paused beside them.
+        """
+        where, params = _approval_where(viewer, filters)
+        query = f"""
+WITH page AS (
+    SELECT t.run_id, t.tool_call_id, t.created_at AS at, t.approval_id AS key
+    FROM tool_calls t
+    WHERE {where}
+    ORDER BY t.created_at DESC, t.approval_id LIMIT %(limit)s OFFSET %(offset)s
+), waiting AS (
+    -- once per run of the page (a lateral lookup by run: the key's index, never a scan)
+    SELECT p.run_id, w.requirements
+    FROM (SELECT DISTINCT run_id FROM page) p, LATERAL (
+        SELECT {_REQUIREMENTS} AS requirements
+        FROM tool_calls s WHERE s.run_id = p.run_id AND s.state = 'awaiting_decision') w
+)
+SELECT {_APPROVAL_COLUMNS}, coalesce(w.requirements, '[]'::jsonb) AS requirements,
+       (SELECT count(*) FROM tool_calls t WHERE {where}) AS total
+FROM page JOIN tool_calls t USING (run_id, tool_call_id) JOIN runs r USING (run_id)
+LEFT JOIN waiting w USING (run_id)
+ORDER BY page.at DESC, page.key"""  # noqa: S608 - constant fragments only; values are parameters
+        params.update(limit=limit, offset=offset)
         rows = self._execute(lambda conn: conn.execute(query, params).fetchall())
         total = int(rows[0]["total"]) if rows else 0
         for row in rows:
             row.pop("total")
         if not rows and offset:
-            count = f"SELECT count(*) AS n FROM ({_APPROVAL}{_APPROVAL_FILTERS}) a WHERE (%(status)s::text IS NULL OR a.status = %(status)s)"  # noqa: S608, E501
-            total = int(self._execute(lambda conn: conn.execute(count, params).fetchone())["n"])
+            total = self._count_approvals(where, params)
         return rows, total
 
-    def pending_approval_count(self, *, viewer: ApprovalViewer, user_id: str | None) -> int:
-        query = (
-            "SELECT count(*) AS n FROM tool_calls t JOIN runs r USING (run_id)"  # noqa: S608
-            " WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL"
-            " AND t.state = 'awaiting_decision'" + _APPROVAL_FILTERS
-        )
-        params = {**_viewer_params(viewer), **_approval_filter_params({"user_id": user_id})}
+    def _count_approvals(self, where: str, params: dict[str, Any]) -> int:
+        query = f"SELECT count(*) AS n FROM tool_calls t WHERE {where}"  # noqa: S608
         return int(self._execute(lambda conn: conn.execute(query, params).fetchone())["n"])
+
+    def pending_approval_count(self, *, viewer: ApprovalViewer, filters: dict[str, Any]) -> int:
+        where, params = _approval_where(viewer, {**filters, "status": "pending"})
+        return self._count_approvals(where, params)
 
     def approval(self, approval_id: str) -> dict[str, Any] | None:
         """One approval record by id, whoever may see it (the caller checks)."""
-        query = _APPROVAL + " AND t.approval_id = %(id)s"
-        return self._execute(lambda conn: conn.execute(query, {"id": approval_id}).fetchone())
+        return self._execute(lambda conn: conn.execute(_APPROVAL, {"id": approval_id}).fetchone())
+
+    def approval_context(self, approval_id: str) -> dict[str, Any] | None:
+        """What led to an approval record's call: its run's request, this run's messages and
+        references, and the earlier runs of the session (their requests and answers, oldest first)."""
+        return self._execute(lambda conn: conn.execute(_APPROVAL_CONTEXT, {"id": approval_id}).fetchone())
 
     def hide_approval(self, approval_id: str) -> bool:
         """Take a resolved record out of the approvals API (its run's audit trail keeps the decision)."""
@@ -762,12 +854,3 @@ class PostgresRunStore:
             " RETURNING approval_id"
         )
         return self._execute(lambda conn: conn.execute(query, (approval_id,)).fetchone()) is not None
-
-
-def _viewer_params(viewer: ApprovalViewer) -> dict[str, Any]:
-    return {"everyone": viewer.everyone, "me": viewer.user_id, "names": list(viewer.names)}
-
-
-def _approval_filter_params(filters: dict[str, Any]) -> dict[str, Any]:
-    names = ("status", "user_id", "agent_id", "run_id", "approval_type", "pause_type")
-    return {name: filters.get(name) for name in names}
