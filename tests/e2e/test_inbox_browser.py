@@ -279,9 +279,9 @@ def test_an_approver_decides_in_the_browser_and_the_runs_finish(server, browser,
     # Then its arguments show as text: nothing was injected, no script ran, no dialog opened
     amount, customer, _ = _texts(page, f"{_item(third['id'])} .arg-list dd > *")
     assert (customer, amount) == (HOSTILE_CUSTOMER, "1")
-    page.click(f"{_item(third['id'])} details.more summary", navigates=False)
-    page.wait_for(f"document.querySelector('{_item(third['id'])} pre.full')")
-    full = page.text(f"{_item(third['id'])} pre.full")
+    page.click(f"{_item(third['id'])} .arg-list details.more summary", navigates=False)
+    page.wait_for(f"document.querySelector('{_item(third['id'])} .arg-list pre.full')")
+    full = page.text(f"{_item(third['id'])} .arg-list pre.full")
     assert full == HOSTILE_REASON.replace("\u202e", "⟦U+202E⟧")
     assert "invisible or direction-changing" in page.text(f"{_item(third['id'])} .warning")
     assert page.evaluate("document.querySelectorAll('img, svg, iframe').length") == 0

@@ -9,7 +9,6 @@ whatever the backend of this checkout serves yet. The test reads back the reques
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -286,9 +285,7 @@ def test_an_opened_item_shows_the_conversation_and_what_the_agent_read(server, p
     assert "Customers can ask for a refund within 30 days" in page.text(f"{item} .refs")
     assert "0.912" in page.text(f"{item} .refs")
     assert "Earlier in this session (1)" in page.text(f"{item} .context-body")
-    shots = ROOT / "docs" if os.environ.get("SIGNOFF_SCREENSHOTS") == "1" else tmp_path
-    page.screenshot(shots / "inbox-item.png", selector=item)
-    assert (shots / "inbox-item.png").stat().st_size < 400_000
+    assert page.screenshot(tmp_path / "item.png", selector=item).stat().st_size > 5_000
     # A call whose context cannot be loaded says so
     page.click(f"{_item('a4')} details.context > summary", navigates=False)
     page.wait_for(f"document.querySelector('{_item('a4')} .context-body .error')")

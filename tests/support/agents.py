@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 
 from catalog.data_manager import data_manager, delete_records
@@ -378,10 +377,6 @@ AGENTS.append(soak)
 # -- The approver's inbox (tests/e2e/test_inbox_browser.py): calls the finance group decides, one
 # agent reading the handbook first, one tool whose arguments the approver may change.
 
-# `@tool(editable=...)` comes with main's edited approvals; until this branch has it, the tool is a
-# plain confirmation and the browser test's edit step skips.
-_EDITABLE = {"editable": True} if "editable" in inspect.signature(tool).parameters else {}
-
 
 @tool(requires_confirmation=True, approvers=["finance"])
 def refund_payment(customer: str, amount: int, reason: str = "") -> str:
@@ -396,7 +391,7 @@ def refund_payment(customer: str, amount: int, reason: str = "") -> str:
     return f"Refunded {amount} to {customer}"
 
 
-@tool(requires_confirmation=True, approvers=["finance"], **_EDITABLE)
+@tool(requires_confirmation=True, approvers=["finance"], editable=True)
 def adjust_invoice(invoice: str, amount: int, memo: str = "") -> str:
     """Change an invoice's amount; finance decides and may correct the numbers first.
 
