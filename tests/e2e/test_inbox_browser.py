@@ -4,9 +4,9 @@ dana asks two agents for things only the finance group may approve. Someone outs
 through the dev sign-in and sees nothing; fiona (finance) signs in and sees both calls, then a third
 one arriving without a reload; she approves one with a note, approves another from the keyboard and
 rejects the third (whose arguments are hostile markup, shown as text); the runs finish and the inbox
-empties. Other tests open an item's conversation and references, and approve an editable call with
-changed arguments. With ``SIGNOFF_SCREENSHOTS=1`` the screenshots go to ``docs/`` (else a temporary
-folder).
+empties. Other tests open an item's conversation and references, approve an editable call with
+changed arguments, and have a requester fill in a tool's fields and answer an agent's questions.
+With ``SIGNOFF_SCREENSHOTS=1`` the screenshots go to ``docs/`` (else a temporary folder).
 """
 
 from __future__ import annotations
@@ -388,5 +388,58 @@ def test_an_editable_call_is_approved_with_the_changed_arguments(server, browser
     # Then the call ran with her arguments
     _wait_completed(server, invoice)
     assert EXECUTIONS == [("adjust_invoice", {"invoice": "INV-7", "amount": 9500, "memo": ""})]
+    assert page.dialogs == [] and page.exceptions == []
+    page.close()
+
+
+def test_the_requester_fills_in_user_input_and_answers_questions(server, browser):
+    # Given two of dana's runs waiting on her: a ticket's fields, and the agent's questions
+    ticket = _start(server, "helpdesk", 'call file_ticket {"title": "Disk full"}')
+    questions = [
+        {
+            "question": "Which floor?",
+            "header": "Floor",
+            "options": [{"label": "First", "description": "By the lifts"}, {"label": "Second"}],
+        },
+        {
+            "question": "Which extras?",
+            "header": "Extras",
+            "options": [{"label": "Coffee"}, {"label": "Screen"}, {"label": "Parking"}],
+            "multi_select": True,
+        },
+    ]
+    asked = _start(server, "concierge", "call ask_user " + json.dumps({"questions": questions}))
+    status, records = _request(server, "GET", "/approvals?status=pending&decidable=true", "dana")
+    assert status == 200, records
+    by_run = {record["run_id"]: record for record in records["data"]}
+    page = browser.new_page()
+    _sign_in(page, server, "dana")
+    page.wait_for("document.querySelectorAll('li.item').length === 2")
+
+    # When she sets the ticket's priority and due date and submits
+    item = _item(by_run[ticket["run_id"]]["id"])
+    fields = page.evaluate(
+        f"[...document.querySelectorAll('{item} .decide .field label')].map(e => e.textContent)"
+    )
+    assert fields == ["title", "priority", "due_in_days", "Note (needed to reject)"]
+    assert page.evaluate(f"document.querySelector('{item} .decide .field input').value") == "Disk full"
+    page.type_into(f"{item} .decide .field:nth-of-type(2) input", "high")
+    page.evaluate(f"document.querySelector('{item} input[type=number]').value = '2'")
+    page.click(f"{item} button.approve", navigates=False)
+    page.wait_for(f"!document.querySelector('{item}')")
+
+    # And answers the questions
+    item = _item(by_run[asked["run_id"]]["id"])
+    for label in ("Second", "Coffee", "Parking"):
+        page.click(f"{item} input[value='{label}']", navigates=False)
+    page.click(f"{item} button.approve", navigates=False)
+    page.wait_for(f"!document.querySelector('{item}')")
+
+    # Then both runs finish with what she gave
+    _wait_completed(server, ticket)
+    done = _wait_completed(server, asked)
+    assert ("file_ticket", {"title": "Disk full", "priority": "high", "due_in_days": 2}) in EXECUTIONS
+    [answered] = [tool for tool in done["tools"] if tool["tool_name"] == "ask_user"]
+    assert "Second" in json.dumps(answered) and "Parking" in json.dumps(answered)
     assert page.dialogs == [] and page.exceptions == []
     page.close()
