@@ -36,6 +36,7 @@ from signoff_dev.containers import ContainerCrashed, ContainerPool, ContainerTim
 from signoff_dev.env import EnvGate, Overlay, function_overlays
 from signoff_dev.handlers import invoke
 from signoff_dev.notifier import CHANNEL_VARIABLES, LocalNotifier
+from signoff_dev.oauth import AUTHORIZE_PATH, CLIENT_ID, TOKEN_PATH, DevAuthorizationServer, inbox_urls
 from signoff_dev.queue import LocalQueue
 from signoff_dev.standin import StandinModel
 from signoff_dev.template import TEMPLATE_NAME, Function, Template, find_repo_root, load_template
@@ -382,6 +383,12 @@ class _Handler(BaseHTTPRequestHandler):
                 message = json.dumps({"message": refused.message}).encode()
                 self._write(status, [("content-type", "application/json")], message)
                 return
+            if app.oauth is not None:
+                reply = app.oauth.handle(self.command, raw_path, query, body, dict(self.headers.items()))
+                if reply is not None:
+                    status, headers, data = reply
+                    self._write(status, headers, data)
+                    return
             found = app.template.match(self.command, raw_path)
             if found is None:
                 status = 404
@@ -580,6 +587,8 @@ class DevServer:
         self._provided = False  # this process's runtime has the local queue and notifier
         self._stopping = threading.Event()
         self._upkeep_thread: threading.Thread | None = None
+        self.oauth: DevAuthorizationServer | None = None
+        self._saved_inbox_env: dict[str, str | None] = {}
 
     # -- lifecycle
     def start(self) -> str:
@@ -598,6 +607,62 @@ class DevServer:
         for layer in reversed(self.template.layer_dirs):
             if str(layer) not in sys.path:
                 sys.path.insert(0, str(layer))  # as Lambda puts layers on the path (/opt/python)
+        # Bound before the backends start: the inbox's sign-in settings name this server's port, and
+        # they must be in the environment the handlers (and container processes) start from.
+        server = _Server((self.host, self.port), _Handler)
+        self.base_url = f"http://{self.host}:{server.server_address[1]}"
+        try:
+            self._start_sign_in()
+            self._start_backends_and_services()
+        except BaseException:
+            server.server_close()
+            self._restore_inbox_env()
+            self.base_url = None
+            raise
+        server.app = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="signoff-devserver", daemon=True)
+        self._thread.start()
+        if self.queue is not None:
+            self.queue.start()
+        if self.upkeep_seconds and self.template.scheduled():
+            self._upkeep_thread = threading.Thread(
+                target=self._upkeep_loop, name="signoff-upkeep", daemon=True
+            )
+            self._upkeep_thread.start()
+        return self.base_url
+
+    def _start_sign_in(self) -> None:
+        """With JWTs, the dev sign-in for the inbox, and the inbox's settings pointing at it.
+
+        The inbox resolves these URLs against its own page, so that the sign-in works whichever name
+        the browser uses for this server (``localhost`` or ``127.0.0.1``). Inbox settings set in the
+        environment (a real Cognito, say) are kept.
+        """
+        if self.auth != "jwt":
+            return
+        base_url = self.base_url or ""
+        self.oauth = DevAuthorizationServer(lambda host: inbox_urls(base_url, host), secret=self.jwt_secret)
+        for name, value in (
+            ("SIGNOFF_INBOX_AUTHORIZE_URL", AUTHORIZE_PATH.lstrip("/")),
+            ("SIGNOFF_INBOX_TOKEN_URL", TOKEN_PATH.lstrip("/")),
+            ("SIGNOFF_INBOX_CLIENT_ID", CLIENT_ID),
+        ):
+            if os.environ.get(name):
+                continue
+            self._saved_inbox_env[name] = os.environ.get(name)
+            os.environ[name] = value
+
+    def _restore_inbox_env(self) -> None:
+        for name, value in self._saved_inbox_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_inbox_env.clear()
+        self.oauth = None
+
+    def _start_backends_and_services(self) -> None:
         self.backends = LocalBackends(
             self.repo_root,
             database_url=self._database_url,
@@ -633,24 +698,10 @@ class DevServer:
             else:
                 runtime.provide(queue=self.queue, notifier=self.notifier)
                 self._provided = True
-            server = _Server((self.host, self.port), _Handler)
         except BaseException:
             self._stop_services()
             self.backends.stop()
             raise
-        server.app = self
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="signoff-devserver", daemon=True)
-        self._thread.start()
-        self.base_url = f"http://{self.host}:{server.server_address[1]}"
-        if self.queue is not None:
-            self.queue.start()
-        if self.upkeep_seconds and self.template.scheduled():
-            self._upkeep_thread = threading.Thread(
-                target=self._upkeep_loop, name="signoff-upkeep", daemon=True
-            )
-            self._upkeep_thread.start()
-        return self.base_url
 
     def stop(self) -> None:
         """Stop serving and stop what was started (pgserver, stand-in); the dev database keeps its data.
@@ -671,6 +722,7 @@ class DevServer:
             self.backends.stop()
             self.backends = None
         self.base_url = None
+        self._restore_inbox_env()
         previous = getattr(self, "_previous_auth_mode", None)
         if previous is None:
             os.environ.pop("SIGNOFF_AUTH_MODE", None)
@@ -936,6 +988,15 @@ def _summary(server: DevServer, url: str) -> str:
         )
     else:
         lines.append("Auth: none (SIGNOFF_AUTH=jwt make dev to require tokens as API Gateway would)")
+    if server.template.match("GET", "/inbox") is not None:
+        if jwt_mode and os.environ.get("SIGNOFF_INBOX_AUTHORIZE_URL") == AUTHORIZE_PATH.lstrip("/"):
+            lines.append(
+                f"Inbox: {url}/inbox  (dev sign-in at {AUTHORIZE_PATH}: any user id, groups as you type them)"
+            )
+        elif jwt_mode:
+            lines.append(f"Inbox: {url}/inbox  (signs in at {os.environ.get('SIGNOFF_INBOX_AUTHORIZE_URL')})")
+        else:
+            lines.append(f"Inbox: {url}/inbox  (no sign-in: the API has no authentication)")
     worker = server.resume_worker
     if worker is not None:
         lines.append(f"Resume queue: local, delivered to {worker.logical_id} (background runs, approvals)")

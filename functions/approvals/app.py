@@ -1,12 +1,14 @@
-"""Decisions from outside: each HTTP channel's route (signed webhooks, Slack), approval links, and
-AgentOS's approvals API (/approvals, /approvals/count, /approvals/{id}[/status|/resolve])."""
+"""Decisions from outside: each HTTP channel's route (signed webhooks, Slack), approval links,
+AgentOS's approvals API (/approvals, /approvals/count, /approvals/{id}[/status|/resolve]) and the
+approver's inbox page (/inbox, /inbox/{asset})."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from signoff import channels, http, service, wire
+from signoff import channels, http, inbox, service, wire
 from signoff.channels import link
 from signoff.config import get_settings
+from signoff.errors import NotFound
 from signoff.observability import logger, metrics, record_decision, tracer
 from signoff.runtime import channel_secret, dependencies
 
@@ -115,6 +117,21 @@ def use_link(token: str) -> Response:
     if outcome is not None:
         record_decision(outcome.call, link.NAME, deferred=outcome.deferred, agent_id=outcome.state.agent_id)
     return http.html_response(page, status)
+
+
+@app.get("/inbox")
+def inbox_shell() -> Response:
+    page, headers = inbox.shell(get_settings())
+    return Response(status_code=200, body=page, headers=headers)
+
+
+@app.get("/inbox/<asset>")
+def inbox_asset(asset: str) -> Response:
+    found = inbox.asset(asset)
+    if found is None:
+        raise NotFound("Not found")
+    content, content_type, headers = found
+    return Response(status_code=200, content_type=content_type, body=content.decode(), headers=headers)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -372,3 +372,49 @@ soak = Agent(
     tools=[ledger_entry_slow, ledger_entry_ttl, ledger_entry],
 )
 AGENTS.append(soak)
+
+
+# -- The approver's inbox (tests/e2e/test_inbox_browser.py): calls the finance group decides, one
+# agent reading the handbook first, one tool whose arguments the approver may change.
+
+
+@tool(requires_confirmation=True, approvers=["finance"])
+def refund_payment(customer: str, amount: int, reason: str = "") -> str:
+    """Refund a customer's payment; finance decides.
+
+    Args:
+        customer: The customer
+        amount: Amount in cents
+        reason: Why
+    """
+    EXECUTIONS.append(("refund_payment", {"customer": customer, "amount": amount, "reason": reason}))
+    return f"Refunded {amount} to {customer}"
+
+
+@tool(requires_confirmation=True, approvers=["finance"], editable=True)
+def adjust_invoice(invoice: str, amount: int, memo: str = "") -> str:
+    """Change an invoice's amount; finance decides and may correct the numbers first.
+
+    Args:
+        invoice: The invoice number
+        amount: The new amount in cents
+        memo: A note for the customer
+    """
+    EXECUTIONS.append(("adjust_invoice", {"invoice": invoice, "amount": amount, "memo": memo}))
+    return f"Invoice {invoice} now {amount}"
+
+
+billing = Agent(
+    id="billing",
+    name="Billing",
+    instructions=["Check the handbook, then refund"],
+    tools=[refund_payment],
+    knowledge="handbook",
+)
+invoicing = Agent(
+    id="invoicing",
+    name="Invoicing",
+    instructions=["You correct invoices"],
+    tools=[adjust_invoice],
+)
+AGENTS += [billing, invoicing]

@@ -88,6 +88,8 @@ ROUTES = {
     ("GET", "/approvals/{approval_id}/context"): "ApprovalsFunction",
     ("POST", "/approvals/{approval_id}/resolve"): "ApprovalsFunction",
     ("DELETE", "/approvals/{approval_id}"): "ApprovalsFunction",
+    ("GET", "/inbox"): "ApprovalsFunction",
+    ("GET", "/inbox/{asset}"): "ApprovalsFunction",
     ("POST", "/knowledge/{kb}/documents"): "KnowledgeFunction",
     ("GET", "/knowledge/{kb}/documents"): "KnowledgeFunction",
     ("DELETE", "/knowledge/{kb}/documents/{document_id}"): "KnowledgeFunction",

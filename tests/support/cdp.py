@@ -4,7 +4,9 @@
 profile, reads the port it picked from ``DevToolsActivePort``, and opens a WebSocket (RFC 6455: the
 HTTP upgrade, masked client frames, fragmented and control frames) to a page target. ``Page`` sends
 CDP commands and waits for their answers and events: enough to navigate, read the DOM, click like a
-user (``Input.dispatchMouseEvent``) and take screenshots.
+user (``Input.dispatchMouseEvent``), type (``Input.insertText``, key events), wait for the page to
+reach a state, size the viewport like a phone, and take screenshots. JavaScript dialogs are noted
+and dismissed, so a test can tell that none opened.
 """
 
 from __future__ import annotations
@@ -151,6 +153,54 @@ class Page:
         self._ws = WebSocket(ws_url)
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
+        self.dialogs: list[dict[str, Any]] = []  # every alert/confirm/prompt that opened (dismissed)
+        self.exceptions: list[dict[str, Any]] = []  # uncaught exceptions in the page
+        self._router: Any = None
+
+    def route(self, pattern: str, handler: Any) -> None:
+        """Answer the page's requests to URLs matching ``pattern`` (``*`` wildcards) from the test.
+
+        ``handler(method, url, body)`` returns ``(status, json_payload)``, or None to let the request
+        through. Requests are answered while the test talks to the page (``evaluate``, ``wait_for``).
+        """
+        self._router = handler
+        self.send("Fetch.enable", {"patterns": [{"urlPattern": pattern, "requestStage": "Request"}]})
+
+    def _fire(self, method: str, params: dict[str, Any]) -> None:
+        """Send a command without waiting for its answer (from inside the event loop)."""
+        self._next_id += 1
+        self._ws.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
+
+    def _answer(self, params: dict[str, Any]) -> None:
+        request = params["request"]
+        reply = self._router(request["method"], request["url"], request.get("postData"))
+        if reply is None:
+            self._fire("Fetch.continueRequest", {"requestId": params["requestId"]})
+            return
+        status, payload = reply
+        body = base64.b64encode(json.dumps(payload).encode()).decode()
+        headers = [{"name": "Content-Type", "value": "application/json"}]
+        self._fire(
+            "Fetch.fulfillRequest",
+            {
+                "requestId": params["requestId"],
+                "responseCode": status,
+                "responseHeaders": headers,
+                "body": body,
+            },
+        )
+
+    def _note(self, message: dict[str, Any]) -> None:
+        """Keep an event; note and dismiss a JavaScript dialog (the page would stay blocked on it)."""
+        self.events.append(message)
+        method = message.get("method")
+        if method == "Page.javascriptDialogOpening":
+            self.dialogs.append(message["params"])
+            self._fire("Page.handleJavaScriptDialog", {"accept": False})
+        elif method == "Fetch.requestPaused" and self._router is not None:
+            self._answer(message["params"])
+        elif method == "Runtime.exceptionThrown":
+            self.exceptions.append(message["params"])
 
     def send(
         self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 30.0
@@ -167,7 +217,7 @@ class Page:
                     raise CdpError(f"{method}: {message['error']}")
                 return message.get("result", {})
             if "method" in message:
-                self.events.append(message)
+                self._note(message)
         raise CdpError(f"{method}: no answer within {timeout_s}s")
 
     def wait_event(self, method: str, timeout_s: float = 30.0) -> dict[str, Any]:
@@ -181,7 +231,7 @@ class Page:
                 raise CdpError(f"no {method} within {timeout_s}s")
             message = json.loads(self._ws.receive())
             if "method" in message:
-                self.events.append(message)
+                self._note(message)
 
     def navigate(self, url: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """Load a URL and wait for its load event; return the main document's response."""
@@ -210,11 +260,16 @@ class Page:
         """The text of the first element matching a CSS selector, or None."""
         return self.evaluate(f"(e => e && e.textContent)(document.querySelector({json.dumps(selector)}))")
 
-    def click(self, selector: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    def click(self, selector: str, timeout_s: float = 30.0, *, navigates: bool = True) -> dict[str, Any]:
         """Click the element's centre with the mouse, as a user does, and wait for the page it loads.
 
+        Args:
+            selector: a CSS selector; the first match is clicked.
+            timeout_s: how long to wait for the new page.
+            navigates: False for a click that changes the page in place (nothing is awaited).
+
         Returns:
-            The new document's response.
+            The new document's response (``{}`` when ``navigates`` is False).
         """
         box = self.evaluate(
             f"(e => {{ if (!e) return null; e.scrollIntoView(); const r = e.getBoundingClientRect();"
@@ -229,12 +284,68 @@ class Page:
             if kind == "mouseMoved":
                 params = {"type": kind, "x": box["x"], "y": box["y"]}
             self.send("Input.dispatchMouseEvent", params)
+        if not navigates:
+            return {}
         self.wait_event("Page.loadEventFired", timeout_s)
         return self.main_response()
 
-    def screenshot(self, path: Path) -> Path:
-        """Save a PNG of the viewport."""
-        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type ``text`` into it, as an input method does (``Input.insertText``)."""
+        found = self.evaluate(
+            f"(e => {{ if (!e) return false; e.focus(); return document.activeElement === e; }})"
+            f"(document.querySelector({json.dumps(selector)}))"
+        )
+        if not found:
+            raise CdpError(f"nothing focusable matches {selector}")
+        self.send("Input.insertText", {"text": text})
+
+    def press(self, key: str, code: str | None = None, key_code: int | None = None) -> None:
+        """Press and release one key (e.g. ``press("Tab", key_code=9)``, ``press("Enter", key_code=13)``)."""
+        codes = {"Enter": 13, "Tab": 9, "Escape": 27, " ": 32}
+        params = {
+            "key": key,
+            "code": code or ("Space" if key == " " else key),
+            "windowsVirtualKeyCode": key_code or codes.get(key, 0),
+        }
+        if key == "Enter":
+            params["text"] = "\r"
+        self.send("Input.dispatchKeyEvent", {"type": "keyDown", **params})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **params})
+
+    def wait_for(self, expression: str, timeout_s: float = 15.0, interval_s: float = 0.1) -> None:
+        """Evaluate ``expression`` until it is truthy in JavaScript (an element found counts).
+
+        Raises:
+            CdpError: still falsy after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not self.evaluate(f"!!({expression})"):
+            if time.monotonic() > deadline:
+                raise CdpError(f"{expression!r} still falsy after {timeout_s}s")
+            time.sleep(interval_s)
+
+    def set_viewport(self, width: int, height: int, *, mobile: bool = False, scale: float = 1.0) -> None:
+        """Size the page's viewport (``mobile``: a phone's, with touch and the mobile viewport meta)."""
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile},
+        )
+        self.send("Emulation.setTouchEmulationEnabled", {"enabled": mobile})
+
+    def screenshot(self, path: Path, selector: str | None = None) -> Path:
+        """Save a PNG of the viewport, or of the element ``selector`` matches (whole, even if taller
+        than the viewport)."""
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            box = self.evaluate(
+                f"(e => {{ if (!e) return null; const r = e.getBoundingClientRect();"
+                f" return {{x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}}; }})"
+                f"(document.querySelector({json.dumps(selector)}))"
+            )
+            if box is None:
+                raise CdpError(f"nothing matches {selector}")
+            params.update(clip={**box, "scale": 1}, captureBeyondViewport=True)
+        data = self.send("Page.captureScreenshot", params)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

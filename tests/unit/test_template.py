@@ -49,7 +49,12 @@ APPROVAL_ROUTES = {
     ("GET", "/approve/{token}"): "ApprovalsFunction",
     ("POST", "/approve/{token}"): "ApprovalsFunction",
 }
-PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/health"), *APPROVAL_ROUTES}
+# The approver's inbox page and its files: public, they hold no data.
+INBOX_ROUTES = {
+    ("GET", "/inbox"): "ApprovalsFunction",
+    ("GET", "/inbox/{asset}"): "ApprovalsFunction",
+}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/health"), *APPROVAL_ROUTES, *INBOX_ROUTES}
 # Functions that can pause a run (and so announce it), and those that put work on the resume queue.
 PAUSING = {"StartRunFunction", "ContinueRunFunction", "ResumeWorkerFunction"}
 QUEUE_SENDERS = PAUSING | {"ApprovalsFunction", "ExpireApprovalsFunction", "KnowledgeFunction"}
@@ -166,7 +171,7 @@ def test_every_contract_route_is_served_by_the_function_named_in_the_contract(te
     routes = _routes(template, _modes()[0])
 
     # Then each route of the contract (and of the approvals) is served by its function, on the Signoff API
-    for route, function in {**CONTRACT_ROUTES, **APPROVAL_ROUTES}.items():
+    for route, function in {**CONTRACT_ROUTES, **APPROVAL_ROUTES, **INBOX_ROUTES}.items():
         assert route in routes, f"{route} is not routed"
         assert routes[route]["function"] == function, route
         assert routes[route]["api"] == {"Ref": "SignoffApi"}, route
