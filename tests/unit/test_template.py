@@ -66,6 +66,7 @@ OPTIONAL_CONDITIONS = (
     "HasWebhookSecret",
     "HasSlackSigningSecret",
     "HasAlarmTopic",
+    "HasAuthDomainPrefix",
 )
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -258,7 +259,11 @@ def test_authentication_is_on_by_default_and_none_is_an_explicit_choice(template
             authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
             issuer = authorizer["JwtConfiguration"]["issuer"]
             assert "${UserPool}" in issuer["Fn::Sub"]
-            assert authorizer["JwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
+            # (the API's app client, and the inbox's public client signing people in with PKCE)
+            assert authorizer["JwtConfiguration"]["audience"] == [
+                {"Ref": "UserPoolClient"},
+                {"Ref": "InboxClient"},
+            ]
             raw = template["Resources"]["SignoffApi"]["Properties"]["Auth"]["Fn::If"][1]
             assert raw["Authorizers"]["JwtAuthorizer"]["JwtConfiguration"]["issuer"]["Fn::If"][2] == {
                 "Ref": "JwtIssuer"
