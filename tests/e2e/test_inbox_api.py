@@ -348,3 +348,40 @@ def test_the_slack_message_shows_the_request_and_references_without_mentions(api
     assert "&lt;!channel&gt;" in request and "<!channel>" not in request and '&amp; "quotes"' in request
     [read] = [t for t in texts if t.startswith("What the agent read:")]
     assert "[1] Refund policy" in read
+
+
+def test_two_admins_racing_an_edit_and_an_approval_have_one_winner(api, aws, admins, db):
+    import threading
+
+    # Given alice's editable pay_vendor call, and two admins deciding it at the same moment
+    run = _start(api, PAY, session_id="s-race")
+    approval_id = run["tools"][0]["approval_id"]
+    shown = _record(api, approval_id, ADA_ADMIN)["args_digest"]
+    ADA2 = {"sub": "ada2", "cognito:groups": ["admins"]}
+    barrier = threading.Barrier(2)
+    answers: dict[str, object] = {}
+
+    def send(name, claims, data):
+        barrier.wait()
+        answers[name] = _resolve(api, approval_id, claims, **data)
+
+    threads = [
+        threading.Thread(
+            target=send,
+            args=("edit", ADA_ADMIN, {"args_digest": shown, "tool_args": {"vendor": "acme", "amount": 1}}),
+        ),
+        threading.Thread(target=send, args=("approve", ADA2, {"args_digest": shown})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then exactly one decision holds and the other is told so; the call runs once, as decided
+    statuses = sorted(answer.status for answer in answers.values())
+    assert statuses == [200, 409], {k: (v.status, v.text) for k, v in answers.items()}
+    winner = next(name for name, answer in answers.items() if answer.status == 200)
+    aws.run_worker()
+    ran_with = {"edit": {"vendor": "acme", "amount": 1}, "approve": {"vendor": "acme", "amount": 500}}[winner]
+    assert list(EXECUTIONS) == [("pay_vendor", ran_with)]
+    assert [kind for kind, _, _ in _events(db, run["run_id"])] == ["decision"]
