@@ -400,6 +400,20 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "HTML page"}, **_errors(404, 409, 410)},
                 },
             },
+            "/inbox": {
+                "get": {
+                    "summary": "The approver's inbox: a public page shell (no data; signs in, then "
+                    "calls the approvals API)",
+                    "responses": {"200": {"description": "HTML page"}},
+                },
+            },
+            "/inbox/{asset}": {
+                "get": {
+                    "summary": "The inbox's script and style sheet (inbox.js, inbox.css)",
+                    "parameters": [_param("asset")],
+                    "responses": {"200": {"description": "The file"}, **_errors(404)},
+                },
+            },
             **_approvals_paths(),
             **_knowledge_paths(),
             **_agentos_paths(),
