@@ -385,3 +385,44 @@ def test_two_admins_racing_an_edit_and_an_approval_have_one_winner(api, aws, adm
     ran_with = {"edit": {"vendor": "acme", "amount": 1}, "approve": {"vendor": "acme", "amount": 500}}[winner]
     assert list(EXECUTIONS) == [("pay_vendor", ran_with)]
     assert [kind for kind, _, _ in _events(db, run["run_id"])] == ["decision"]
+
+
+def test_an_edit_sent_while_the_run_executes_is_kept_and_runs_with_the_edited_arguments(api, aws, admins, db):
+    from tests.support.agents import WHILE_RUNNING
+
+    # Given alice's archive_report (hers to confirm) and pay_vendor (the admins'), paused together
+    run = _start(api, f'call archive_report {{"name": "q3"}} and {PAY}', session_id="s-kept-edit")
+    archive, pay = run["tools"]
+    shown = _record(api, pay["approval_id"], ADA_ADMIN)["args_digest"]
+    answers = []
+    # When the admin edits pay_vendor while archive_report is executing
+    WHILE_RUNNING["archive_report"] = lambda: answers.append(
+        _resolve(
+            api, pay["approval_id"], ADA_ADMIN, args_digest=shown, tool_args={"vendor": "acme", "amount": 250}
+        )
+    )
+    continued = api.call(
+        "POST",
+        "/agents/{agent_id}/runs/{run_id}/continue",
+        {"agent_id": "payouts", "run_id": run["run_id"]},
+        fields={
+            "session_id": run["session_id"],
+            "tools": json.dumps([{"tool_call_id": archive["tool_call_id"], "confirmed": True}]),
+        },
+        claims=ALICE,
+    )
+
+    # Then the edit is kept (202) and applied once the run is free, checked again: the call runs
+    # once, with the edited arguments, and the audit names who changed them
+    assert continued.status in (200, 202), continued
+    [kept] = answers
+    assert kept.status == 202 and "kept" in kept.json()["detail"]
+    aws.run_worker()
+    done = api.get(run["run_id"], agent_id="payouts").json()
+    assert done["status"] == "COMPLETED", done
+    assert list(EXECUTIONS) == [
+        ("archive_report", {"name": "q3"}),
+        ("pay_vendor", {"vendor": "acme", "amount": 250}),
+    ]
+    edits = [detail for kind, _, detail in _events(db, run["run_id"]) if detail.get("edited_by")]
+    assert [(e["edited_by"], e["proposed_args"]["amount"]) for e in edits] == [("ada", 500)]

@@ -218,6 +218,8 @@ def archive_report(name: str) -> str:
         name: Report name
     """
     EXECUTIONS.append(("archive_report", {"name": name}))
+    if "archive_report" in WHILE_RUNNING:
+        WHILE_RUNNING.pop("archive_report")()
     return f"Archived {name}"
 
 
