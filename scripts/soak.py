@@ -65,7 +65,7 @@ UPKEEP_SECONDS = 3.0  # the scheduled upkeep (expiry sweep, dead-run sweep, kept
 PAIR_B_OFFSET = 50_000_000  # the second call of a pair flow writes amount PAIR_B_OFFSET + index
 DRIVE_SECONDS = 60.0  # how long a pair or expiry flow may take to bring its run to an end
 DRIVE_STEPS = 240
-OUTSIDE_CHANNELS = ("webhook", "link", "slack", "queue")
+OUTSIDE_CHANNELS = ("webhook", "link", "slack", "queue", "approvals")
 QUEUED = 1  # the "status" recorded for a decision sent on the resume queue (it has no answer)
 EXPIRY_TTL_S = 2
 DEFAULT_FLOWS = 2000
@@ -725,6 +725,38 @@ class Soak:
         status, _ = self.client.post_raw(urllib.parse.urlsplit(url).path, body, headers)
         return status
 
+    def _approvals(self, flow: Flow, call_id: str, approve: bool) -> int:
+        """The approvals API (the inbox's channel): resolve the call's record, bound to the digest the
+        record shows, as an approver's page would send it."""
+        status, run = self._get(flow)
+        tools = run.get("tools") if status == 200 and isinstance(run, dict) else None
+        approval_id = next(
+            (t.get("approval_id") for t in tools or [] if t.get("tool_call_id") == call_id), None
+        )
+        if not approval_id:
+            flow.notes.append(f"no approval record for {call_id} ({status})")
+            self.stats.add("approval_records_missing")
+            return -1
+        status, record = self.client.get(f"/approvals/{approval_id}")
+        if status != 200 or not isinstance(record, dict):
+            return status
+        body = json.dumps(
+            {
+                "status": "approved" if approve else "rejected",
+                "resolution_data": {
+                    "note": f"soak flow {flow.index}",
+                    "args_digest": record.get("args_digest"),
+                },
+            }
+        ).encode()
+        status, answer = self.client.post_raw(
+            f"/approvals/{approval_id}/resolve", body, {"Content-Type": "application/json"}
+        )
+        if status == 202 and "kept" not in str(isinstance(answer, dict) and answer.get("detail")):
+            flow.notes.append(f"approvals 202 without saying it is kept: {answer}")
+            self.stats.add("approvals_202_unexplained")
+        return status
+
     def _queue(self, flow: Flow, call_id: str, approve: bool, event_id: str) -> int:
         self.server.queue.send(
             {
@@ -746,6 +778,8 @@ class Soak:
             status = self._slack(flow, call_id, approve, key)
         elif channel == "link":
             status = self._link(flow, call_id, approve)
+        elif channel == "approvals":
+            status = self._approvals(flow, call_id, approve)
         else:
             status = self._queue(flow, call_id, approve, key)
         self.stats.channel(channel, status)
