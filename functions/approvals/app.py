@@ -58,8 +58,9 @@ def list_approvals() -> Response:
 @app.get("/approvals/count")
 def count_approvals() -> Response:
     filters = http.approval_count_query(app.current_event.query_string_parameters or {})
-    count = service.count_pending(dependencies(), _caller(), filters)
-    return http.json_response({"count": count})
+    count, latest = service.count_pending(dependencies(), _caller(), filters)
+    # ``latest_at`` (Signoff's): with the count, it changes whenever the list does
+    return http.json_response({"count": count, "latest_at": latest})
 
 
 @app.get("/approvals/<approval_id>/status")

@@ -92,6 +92,10 @@ def test_the_inbox_lists_only_what_each_person_may_decide(api, aws, admins):
     # ... the count the inbox polls agrees, filters included
     assert [_count(api, who) for who in (ALICE, ADA_ADMIN, DAVE_FINANCE, BOB)] == [1, 1, 1, 0]
     assert _count(api, ADA_ADMIN, tool_name="wire_out") == 0
+    # ... with when the newest of them paused (the page refreshes when either changes)
+    latest = api.call("GET", "/approvals/count", {}, claims=ADA_ADMIN, query={"decidable": "true"}).json()
+    assert abs(latest["latest_at"] - _record(api, ids["pay_vendor"], ADA_ADMIN)["created_at"]) < 1
+    assert api.call("GET", "/approvals/count", {}, claims=BOB).json() == {"count": 0, "latest_at": None}
     assert names(ADA_ADMIN, tool_name="pay_vendor", agent_id="payouts", user_id="alice") == ["pay_vendor"]
     assert names(ADA_ADMIN, user_id="bob") == []
     # ... while without the filter alice still sees all three records of her run, each saying

@@ -164,7 +164,8 @@ class FakeApprovals:
             (method, f"{path}?{parts.query}" if parts.query else path, json.loads(body) if body else None)
         )
         if path == "/approvals/count":
-            return 200, {"count": len(self.pending())}
+            pending = self.pending()
+            return 200, {"count": len(pending), "latest_at": pending[0]["created_at"] if pending else None}
         if path == "/approvals":
             rows = self.pending()
             return 200, {
@@ -451,3 +452,24 @@ def test_several_at_once_one_request_each_with_its_own_digest(server, page):
     page.wait_for(f"!document.querySelector('{_item('a5')}') && !document.querySelector('{_item('a4')}')")
     assert page.evaluate("document.querySelectorAll('li.item').length") == 1
     assert page.dialogs == [] and page.exceptions == []
+
+
+def test_a_call_decided_elsewhere_while_another_arrives_still_refreshes_the_list(server, page):
+    api = FakeApprovals([REFUND, WIRE])
+    _open(page, server, api)
+    polls = lambda: sum(1 for _, path, _ in api.sent if path.startswith("/approvals/count"))  # noqa: E731
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    _until(page, lambda: polls() >= 1)
+
+    # When a1 is decided in Slack and a new call arrives meanwhile: the count stays 2
+    api.records["a1"]["status"] = "approved"
+    newer = {**TRIP, "id": "a9", "created_at": max(r["created_at"] for r in api.records.values()) + 60}
+    api.records["a9"] = newer
+    assert len(api.pending()) == 2
+    seen = polls()
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    _until(page, lambda: polls() > seen)
+
+    # Then the page notices all the same (the newest call changed) and shows the list as it is now
+    page.wait_for(f"document.querySelector('{_item('a9')}') !== null")
+    assert page.evaluate(f"document.querySelector('{_item('a1')}')") is None

@@ -96,7 +96,8 @@ def _approvals_paths() -> dict[str, Any]:
         },
         "/approvals/count": {
             "get": {
-                "summary": "How many pending records the caller may see (the list's filters)",
+                "summary": "{count, latest_at}: pending records the caller may see (the list's filters), "
+                "and when the newest paused",
                 "parameters": [p for p in query if p["name"] != "status"],
                 "responses": {"200": {"description": "{count}"}, **_errors(401, 422)},
             },

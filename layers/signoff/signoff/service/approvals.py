@@ -72,8 +72,11 @@ def list_approvals(
     return [_with_rights(deps, principal, row) for row in rows], total
 
 
-def count_pending(deps: Dependencies, principal: Principal | None, filters: dict[str, Any]) -> int:
-    """How many pending records the caller sees (with the list's filters; ``decidable`` included)."""
+def count_pending(
+    deps: Dependencies, principal: Principal | None, filters: dict[str, Any]
+) -> tuple[int, float | None]:
+    """How many pending records the caller sees (with the list's filters; ``decidable`` included),
+    and when the newest of them paused."""
     return deps.store.pending_approval_count(viewer=_viewer(deps, principal), filters=filters)
 
 

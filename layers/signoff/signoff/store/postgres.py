@@ -833,9 +833,18 @@ ORDER BY page.at DESC, page.key"""  # noqa: S608 - constant fragments only; valu
         query = f"SELECT count(*) AS n FROM tool_calls t WHERE {where}"  # noqa: S608
         return int(self._execute(lambda conn: conn.execute(query, params).fetchone())["n"])
 
-    def pending_approval_count(self, *, viewer: ApprovalViewer, filters: dict[str, Any]) -> int:
+    def pending_approval_count(
+        self, *, viewer: ApprovalViewer, filters: dict[str, Any]
+    ) -> tuple[int, float | None]:
+        """How many pending records ``viewer`` sees, and when the newest of them paused (epoch
+        seconds): together they change whenever the list does, whatever else happened meanwhile."""
         where, params = _approval_where(viewer, {**filters, "status": "pending"})
-        return self._count_approvals(where, params)
+        query = (
+            "SELECT count(*) AS n, extract(epoch FROM max(t.created_at))::float8 AS latest"  # noqa: S608
+            f" FROM tool_calls t WHERE {where}"
+        )
+        row = self._execute(lambda conn: conn.execute(query, params).fetchone())
+        return int(row["n"]), row["latest"]
 
     def approval(self, approval_id: str) -> dict[str, Any] | None:
         """One approval record by id, whoever may see it (the caller checks)."""

@@ -1282,7 +1282,9 @@ async function pollOnce() {
     return;
   }
   if (answer.status !== 200 || !answer.data || typeof answer.data.count !== 'number') return;
-  const count = answer.data.count;
+  // The count and the newest pending call's time: a call decided elsewhere while another arrives
+  // leaves the count as it was, not both.
+  const count = `${answer.data.count}@${answer.data.latest_at ?? ''}`;
   if (view.lastCount !== null && count !== view.lastCount) loadList();
   view.lastCount = count;
 }
