@@ -18,7 +18,7 @@ from agno.agent.remote import RemoteAgent
 from agno.client import AgentOSClient
 from agno.run.base import RunStatus
 
-from signoff_dev.devserver import DevServer
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGE = "Delete 50 old records from the users table"
@@ -27,12 +27,8 @@ MESSAGE = "Delete 50 old records from the users table"
 @pytest.fixture
 def base_url(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "tests.support.agents")
-    dev = DevServer(
-        ROOT, port=0, database_url=db, model_base_url=model.base_url, upkeep_seconds=0, announce=False
-    )
-    dev.start()
-    yield dev.base_url
-    dev.stop()
+    with local_server(db, model.base_url) as dev:
+        yield dev.base_url
 
 
 def test_remote_agent_and_discovery(base_url):
@@ -149,19 +145,8 @@ def test_a_deleted_sessions_paused_call_cannot_be_continued_through_the_client(b
 @pytest.fixture
 def jwt_server(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "tests.support.agents")
-    dev = DevServer(
-        ROOT,
-        port=0,
-        database_url=db,
-        model_base_url=model.base_url,
-        auth="jwt",
-        jwt_secret="test-jwt-secret",
-        upkeep_seconds=0,
-        announce=False,
-    )
-    dev.start()
-    yield dev
-    dev.stop()
+    with local_server(db, model.base_url, auth="jwt", jwt_secret="test-jwt-secret") as dev:
+        yield dev
 
 
 def test_with_authentication_discovery_needs_a_token_and_sessions_are_their_owners(jwt_server):

@@ -20,6 +20,7 @@ import pytest
 from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
 from tests.support.cdp import CHROMIUM, Browser
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,13 +34,9 @@ def server(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "catalog")
     for name in ("SIGNOFF_EVENT_BUS", "SIGNOFF_NOTIFY_URL", "SIGNOFF_SLACK_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
-    dev = DevServer(
-        ROOT, port=0, database_url=db, model_base_url=model.base_url, upkeep_seconds=0, announce=False
-    )
-    dev.start()
-    yield dev
-    dev.queue.wait_idle(30)
-    dev.stop()
+    with local_server(db, model.base_url) as dev:
+        yield dev
+        dev.queue.wait_idle(30)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from signoff_dev.devserver import DevServer
 from tests.support.agents import EXECUTIONS
 from tests.support.api import multipart
 from tests.support.cdp import CHROMIUM, Browser, Page
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDBOOK = (
@@ -57,19 +58,9 @@ def server(db, model, monkeypatch):
     ):
         monkeypatch.delenv(name, raising=False)
     EXECUTIONS.clear()
-    dev = DevServer(
-        ROOT,
-        port=0,
-        database_url=db,
-        model_base_url=model.base_url,
-        auth="jwt",
-        upkeep_seconds=0,
-        announce=False,
-    )
-    dev.start()
-    yield dev
-    dev.queue.wait_idle(30)
-    dev.stop()
+    with local_server(db, model.base_url, auth="jwt") as dev:
+        yield dev
+        dev.queue.wait_idle(30)
 
 
 @pytest.fixture

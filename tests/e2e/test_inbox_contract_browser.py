@@ -18,6 +18,7 @@ import pytest
 
 from signoff_dev.devserver import DevServer
 from tests.support.cdp import CHROMIUM, Browser, Page
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = int(time.time())
@@ -199,12 +200,8 @@ class FakeApprovals:
 @pytest.fixture
 def server(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "catalog")
-    dev = DevServer(
-        ROOT, port=0, database_url=db, model_base_url=model.base_url, upkeep_seconds=0, announce=False
-    )
-    dev.start()
-    yield dev
-    dev.stop()
+    with local_server(db, model.base_url) as dev:
+        yield dev
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 from signoff_dev import jwt
 from signoff_dev.devserver import DevServer
 from tests.support.api import multipart
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 UNAUTHORIZED = {"message": "Unauthorized"}
@@ -30,19 +31,8 @@ UNAUTHORIZED = {"message": "Unauthorized"}
 @pytest.fixture
 def server(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "catalog")
-    dev = DevServer(
-        ROOT,
-        port=0,
-        database_url=db,
-        model_base_url=model.base_url,
-        auth="jwt",
-        jwt_secret="test-jwt-secret",
-        upkeep_seconds=0,
-        announce=False,
-    )
-    dev.start()
-    yield dev
-    dev.stop()
+    with local_server(db, model.base_url, auth="jwt", jwt_secret="test-jwt-secret") as dev:
+        yield dev
 
 
 def _token(server: DevServer, user: str, **kwargs: Any) -> str:
@@ -212,18 +202,8 @@ def echo(tmp_path, postgres_url, standin):
     (tmp_path / "template.yaml").write_text(ECHO_TEMPLATE)
     (tmp_path / "echo").mkdir()
     (tmp_path / "echo" / "app.py").write_text(ECHO_HANDLER)
-    dev = DevServer(
-        tmp_path,
-        port=0,
-        database_url=postgres_url,
-        model_base_url=standin.base_url,
-        auth="jwt",
-        upkeep_seconds=0,
-        announce=False,
-    )
-    dev.start()
-    yield dev
-    dev.stop()
+    with local_server(postgres_url, standin.base_url, root=tmp_path, auth="jwt") as dev:
+        yield dev
 
 
 def test_claims_reach_the_handler_as_api_gateway_puts_them(echo):

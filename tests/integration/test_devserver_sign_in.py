@@ -24,6 +24,7 @@ import pytest
 from signoff_dev import jwt
 from signoff_dev.devserver import DevServer
 from signoff_dev.oauth import CLIENT_ID, DevAuthorizationServer
+from tests.support.devserver import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,19 +60,8 @@ def server(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "catalog")
     for name in ("SIGNOFF_INBOX_AUTHORIZE_URL", "SIGNOFF_INBOX_TOKEN_URL", "SIGNOFF_INBOX_CLIENT_ID"):
         monkeypatch.delenv(name, raising=False)
-    dev = DevServer(
-        ROOT,
-        port=0,
-        database_url=db,
-        model_base_url=model.base_url,
-        auth="jwt",
-        jwt_secret="test-jwt-secret",
-        upkeep_seconds=0,
-        announce=False,
-    )
-    dev.start()
-    yield dev
-    dev.stop()
+    with local_server(db, model.base_url, auth="jwt", jwt_secret="test-jwt-secret") as dev:
+        yield dev
 
 
 def _authorize(
@@ -266,9 +256,7 @@ def test_a_code_lasts_a_minute():
 
 def test_without_jwts_there_is_no_sign_in(db, model, monkeypatch):
     monkeypatch.setenv("SIGNOFF_AGENTS_MODULE", "catalog")
-    with DevServer(
-        ROOT, port=0, database_url=db, model_base_url=model.base_url, upkeep_seconds=0, announce=False
-    ) as dev:
+    with local_server(db, model.base_url) as dev:
         status, _, _ = _http(f"{dev.base_url}/dev/oauth2/authorize")
         page_status, _, page = _http(f"{dev.base_url}/inbox")
 
