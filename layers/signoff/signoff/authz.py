@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Principal",
+    "decision_refusal",
     "edit_refusal",
     "is_approver",
     "may_access",
@@ -80,6 +81,24 @@ def refusal(
     if approve and not tool.allow_self_approval and decider is not None and decider.user_id == owner:
         return f"the requester may not approve their own call of {tool.name}"
     return None
+
+
+def decision_refusal(
+    tool: Tool,
+    decider: Principal | None,
+    owner: str | None,
+    *,
+    approval_type: str | None,
+    approve: bool,
+    admins: tuple[str, ...],
+    vouched: bool = False,
+) -> str | None:
+    """Why ``decider`` may not decide a paused call of ``tool``; ``None`` if they may: an
+    ``@approval(required)`` call by :func:`required_approval_refusal`'s rules, any other by
+    :func:`refusal`'s (``approve``: the decision lets the call run)."""
+    if approval_type == "required":
+        return required_approval_refusal(tool, decider, owner, admins)
+    return refusal(tool, decider, owner, approve, vouched=vouched)
 
 
 def edit_refusal(tool: Tool, decider: Principal | None, owner: str | None) -> str | None:

@@ -310,15 +310,21 @@ def check(
 def _refusal(
     tool: Tool, decider: Decider, state: RunState, plan: Plan, admins: tuple[str, ...]
 ) -> str | None:
-    from signoff.authz import edit_refusal, refusal, required_approval_refusal
+    from signoff.authz import decision_refusal, edit_refusal
 
     if plan.verdict is Verdict.EDIT:
         reason = edit_refusal(tool, decider.principal, state.user_id)
         if reason:
             return reason
-    if plan.call.approval_type == "required":
-        return required_approval_refusal(tool, decider.principal, state.user_id, admins)
-    return refusal(tool, decider.principal, state.user_id, plan.lets_it_run, vouched=decider.vouched)
+    return decision_refusal(
+        tool,
+        decider.principal,
+        state.user_id,
+        approval_type=plan.call.approval_type,
+        approve=plan.lets_it_run,
+        admins=admins,
+        vouched=decider.vouched,
+    )
 
 
 def _plan(state: RunState, agent: Agent, decision: Decision, decider: Decider, now: int) -> Plan:

@@ -654,6 +654,13 @@ def resolve_input(event: Mapping[str, Any], max_bytes: int) -> tuple[bool, dict[
         data = None
     elif not isinstance(data, dict) or json_depth(data) > MAX_JSON_DEPTH:
         errors.append(_error(["body", "resolution_data"], "Input should be a valid dictionary", "dict_type"))
+    elif data.get("tool_args") is not None and not isinstance(data["tool_args"], dict):
+        # The arguments of an approval with changes: all of them, by name.
+        errors.append(
+            _error(
+                ["body", "resolution_data", "tool_args"], "Input should be a valid dictionary", "dict_type"
+            )
+        )
     if errors:
         raise InvalidFields(errors)
     return status == "approved", data

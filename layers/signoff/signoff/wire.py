@@ -213,7 +213,7 @@ def approval_context_object(row: dict[str, Any]) -> dict[str, Any]:
     """
     messages = []
     for message in row["messages"] or []:
-        item: dict[str, Any] = {"role": message.get("role"), "content": _text(message.get("content"))}
+        item: dict[str, Any] = {"role": message.get("role"), "content": message.get("content")}
         if message.get("tool_calls"):
             item["tool_calls"] = [_proposed_call(call) for call in message["tool_calls"]]
         if message.get("role") == "tool":
@@ -227,17 +227,6 @@ def approval_context_object(row: dict[str, Any]) -> dict[str, Any]:
         "messages": messages,
         "references": row["references"],
     }
-
-
-def _text(content: Any) -> str | None:
-    """A message's content as text (a list of content parts is joined)."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
-        )
-    return json.dumps(content, default=str)
 
 
 def _proposed_call(call: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from signoff import decisions
 from signoff.authz import sees_approval
-from signoff.errors import AlreadyDecided, Conflict, InvalidFields, NotFound
+from signoff.errors import AlreadyDecided, Conflict, NotFound
 from signoff.identity import Principal
 from signoff.service.common import Dependencies
 from signoff.service.deciding import DecisionOutcome, decide
@@ -34,7 +34,7 @@ def _viewer(deps: Dependencies, principal: Principal | None) -> ApprovalViewer:
 def _with_rights(deps: Dependencies, principal: Principal | None, row: dict[str, Any]) -> dict[str, Any]:
     """The record with its agent's name and what the caller may do with it now: ``decidable``
     (approve, answer or reject it) and ``editable`` (approve it with changed arguments)."""
-    from signoff.authz import edit_refusal, refusal, required_approval_refusal
+    from signoff.authz import decision_refusal, edit_refusal
 
     decidable = editable = False
     tool = None
@@ -46,15 +46,23 @@ def _with_rights(deps: Dependencies, principal: Principal | None, row: dict[str,
         tool = agent.tool(row["tool_name"])
     if tool is not None and not (row["expires_at"] and row["expires_at"] <= time.time()):
         owner = row["user_id"]
-        if row["approval_type"] == "required":
-            decidable = required_approval_refusal(tool, principal, owner, deps.settings.admins) is None
-        else:
-            decidable = refusal(tool, principal, owner, False) is None
+        # The right to decide at all: rejecting, the weaker of the two (approving may be barred).
+        decidable = (
+            decision_refusal(
+                tool,
+                principal,
+                owner,
+                approval_type=row["approval_type"],
+                approve=False,
+                admins=deps.settings.admins,
+            )
+            is None
+        )
         editable = (
             decidable
             and row["pause_type"] == "confirmation"
             and not (row["asks"] or {}).get("user_feedback_schema")
-            and edit_refusal(tool, principal, row["user_id"]) is None
+            and edit_refusal(tool, principal, owner) is None
         )
     row["decidable"], row["editable"] = decidable, editable
     return row
@@ -127,17 +135,6 @@ def resolve_approval(
     digest = data.get("args_digest")
     values = data.get("user_input")
     answers = data.get("answers")
-    edited = data.get("tool_args")
-    if edited is not None and not isinstance(edited, dict):
-        raise InvalidFields(
-            [
-                {
-                    "loc": ["body", "resolution_data", "tool_args"],
-                    "msg": "Input should be a valid dictionary",
-                    "type": "dict_type",
-                }
-            ]
-        )
     decision = decisions.Decision(
         row["tool_call_id"],
         approve,
@@ -146,7 +143,7 @@ def resolve_approval(
         answers=answers if isinstance(answers, dict) else None,
         shown_digest=digest if isinstance(digest, str) else None,
         resolution_data=data or None,
-        edited_args=edited,
+        edited_args=data.get("tool_args"),
     )
     actor = principal.user_id if principal else None
     decider = decisions.Decider(principal, actor, CHANNEL, meta=meta)

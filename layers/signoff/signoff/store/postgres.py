@@ -284,12 +284,8 @@ def _flatten(history: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 # An approval record is a tool_calls row that waits (or waited) on a person, read with its run.
-_APPROVAL_STATUS = """CASE WHEN t.state = 'awaiting_decision' THEN 'pending'
-            WHEN t.state = 'expired' THEN 'expired'
-            WHEN t.decision_channel = 'cancel' THEN 'cancelled'
-            WHEN t.state = 'rejected' THEN 'rejected'
-            ELSE 'approved' END"""
-# The same statuses as conditions on the row (so that a filter can use the partial indexes).
+# A record's status as conditions on its row, one per status, exclusive (so that a filter names the
+# call's state and can use the partial indexes); the status column is derived from them.
 _STATUS_CONDITIONS = {
     "pending": "t.state = 'awaiting_decision'",
     "expired": "t.state = 'expired'",
@@ -300,6 +296,11 @@ _STATUS_CONDITIONS = {
         " AND t.decision_channel IS DISTINCT FROM 'cancel'"
     ),
 }
+_APPROVAL_STATUS = (
+    "CASE "
+    + " ".join(f"WHEN {condition} THEN '{status}'" for status, condition in _STATUS_CONDITIONS.items())
+    + " END"
+)
 
 _APPROVAL_COLUMNS = f"""t.approval_id AS id, t.run_id, r.session_id, t.tool_call_id,
        {_APPROVAL_STATUS} AS status,
@@ -330,9 +331,9 @@ WHERE t.approval_id IS NOT NULL AND t.approval_deleted_at IS NULL AND t.approval
 
 # What led to a record's call: its run's document parts and the session's earlier runs.
 _APPROVAL_CONTEXT = """
-SELECT t.approval_id AS id, t.run_id, r.user_id, t.approvers, d.doc->>'input_content' AS request,
-       coalesce(d.doc->'messages', '[]'::jsonb) AS messages,
-       coalesce(d.doc->'references', '[]'::jsonb) AS "references",
+SELECT t.approval_id AS id, t.run_id, r.user_id, t.approvers, r.state->>'input_content' AS request,
+       coalesce(r.state->'messages', '[]'::jsonb) AS messages,
+       coalesce(r.state->'references', '[]'::jsonb) AS "references",
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                     'run_id', h.run_id, 'input', h.state->>'input_content', 'content', h.state->>'content',
                     'status', h.status, 'created_at', extract(epoch FROM h.created_at)::bigint)
@@ -340,7 +341,7 @@ SELECT t.approval_id AS id, t.run_id, r.user_id, t.approvers, d.doc->>'input_con
         FROM (SELECT run_id, state, status, created_at FROM runs
               WHERE session_id = r.session_id AND created_at < r.created_at AND run_id <> r.run_id
               ORDER BY created_at DESC LIMIT 20) h) AS history
-FROM tool_calls t JOIN runs r USING (run_id), LATERAL (SELECT r.state AS doc) d
+FROM tool_calls t JOIN runs r USING (run_id)
 WHERE t.approval_id = %(id)s AND t.approval_deleted_at IS NULL
 """
 
@@ -826,25 +827,24 @@ ORDER BY page.at DESC, page.key"""  # noqa: S608 - constant fragments only; valu
         for row in rows:
             row.pop("total")
         if not rows and offset:
-            total = self._count_approvals(where, params)
+            total, _ = self._count_approvals(where, params)
         return rows, total
 
-    def _count_approvals(self, where: str, params: dict[str, Any]) -> int:
-        query = f"SELECT count(*) AS n FROM tool_calls t WHERE {where}"  # noqa: S608
-        return int(self._execute(lambda conn: conn.execute(query, params).fetchone())["n"])
-
-    def pending_approval_count(
-        self, *, viewer: ApprovalViewer, filters: dict[str, Any]
-    ) -> tuple[int, float | None]:
-        """How many pending records ``viewer`` sees, and when the newest of them paused (epoch
-        seconds): together they change whenever the list does, whatever else happened meanwhile."""
-        where, params = _approval_where(viewer, {**filters, "status": "pending"})
+    def _count_approvals(self, where: str, params: dict[str, Any]) -> tuple[int, float | None]:
+        """How many records match, and when the newest of them was created (epoch seconds)."""
         query = (
             "SELECT count(*) AS n, extract(epoch FROM max(t.created_at))::float8 AS latest"  # noqa: S608
             f" FROM tool_calls t WHERE {where}"
         )
         row = self._execute(lambda conn: conn.execute(query, params).fetchone())
         return int(row["n"]), row["latest"]
+
+    def pending_approval_count(
+        self, *, viewer: ApprovalViewer, filters: dict[str, Any]
+    ) -> tuple[int, float | None]:
+        """How many pending records ``viewer`` sees, and when the newest of them paused (epoch
+        seconds): together they change whenever the list does, whatever else happened meanwhile."""
+        return self._count_approvals(*_approval_where(viewer, {**filters, "status": "pending"}))
 
     def approval(self, approval_id: str) -> dict[str, Any] | None:
         """One approval record by id, whoever may see it (the caller checks)."""
