@@ -225,6 +225,13 @@ def test_an_admin_approves_with_changes_and_the_run_executes_the_edited_argument
             403,
             "the requester may not change the arguments of their own call of pay_vendor",
         ),
+        # nor anyone the API cannot name
+        (
+            None,
+            {"args_digest": "SHOWN", "tool_args": {"vendor": "acme", "amount": 1}},
+            403,
+            "changing the arguments of pay_vendor needs an authenticated approver",
+        ),
     ],
 )
 def test_a_refused_edit_changes_nothing(api, aws, admins, dump, claims, data, status, detail):
